@@ -6,6 +6,8 @@ package nowcerts
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -79,3 +81,130 @@ var (
 	// ErrAuth: credentials were refused (password grant failed).
 	ErrAuth = errors.New("nowcerts authentication failed")
 )
+
+// RejectedError is NowCerts refusing a request: HTTP 200 with "status": 0, or a
+// 4xx other than 401/429. It wraps ErrRejected; Message is NowCerts' own words.
+type RejectedError struct {
+	Op         string // operation, e.g. "SendCertificate"
+	HTTPStatus int    // HTTP status of the answer
+	Message    string // NowCerts' message (or the body's first bytes)
+	Answer     *Answer
+}
+
+func (e *RejectedError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("nowcerts %s: rejected (HTTP %d)", e.Op, e.HTTPStatus)
+	}
+	return fmt.Sprintf("nowcerts %s: rejected (HTTP %d): %s", e.Op, e.HTTPStatus, e.Message)
+}
+
+// Unwrap makes errors.Is(err, ErrRejected) true.
+func (e *RejectedError) Unwrap() error { return ErrRejected }
+
+// Query is an OData query on a list endpoint. Zero values mean: Top = the
+// client's page size, OrderBy = "databaseId", no filter, Skip 0.
+type Query struct {
+	Filter  string // e.g. "certificateId eq 95c5..." (GUIDs unquoted)
+	OrderBy string // e.g. "changeDate desc"
+	Top     int
+	Skip    int
+}
+
+// Page is one page of a list endpoint. Count is "@odata.count" (the total number
+// of matching rows), or -1 when the answer did not carry it.
+type Page[T any] struct {
+	Items []T
+	Count int
+}
+
+// UnmarshalJSON reads a CertificateHolderList row, parsing its timestamps
+// offset-aware and tolerating missing or null ones.
+func (h *Holder) UnmarshalJSON(b []byte) error {
+	type plain Holder
+	var v struct {
+		plain
+		CreateDate flexTime `json:"createDate"`
+		ChangeDate flexTime `json:"changeDate"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*h = Holder(v.plain)
+	h.CreateDate, h.ChangeDate = time.Time(v.CreateDate), time.Time(v.ChangeDate)
+	return nil
+}
+
+// UnmarshalJSON reads a HistoricalCertificateHolderList row (see Holder).
+func (h *HistoricalHolder) UnmarshalJSON(b []byte) error {
+	type plain HistoricalHolder
+	var v struct {
+		plain
+		CreateDate flexTime `json:"createDate"`
+		ChangeDate flexTime `json:"changeDate"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*h = HistoricalHolder(v.plain)
+	h.CreateDate, h.ChangeDate = time.Time(v.CreateDate), time.Time(v.ChangeDate)
+	return nil
+}
+
+// UnmarshalJSON reads a CertificatesList row (see Holder).
+func (c *Certificate) UnmarshalJSON(b []byte) error {
+	type plain Certificate
+	var v struct {
+		plain
+		CreateDate flexTime `json:"createDate"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = Certificate(v.plain)
+	c.CreateDate = time.Time(v.CreateDate)
+	return nil
+}
+
+// flexTime parses the timestamps NowCerts returns: RFC 3339 with an offset
+// ("2023-10-19T23:27:17.103+04:00"), and tolerates a missing offset (read as
+// UTC), null and "".
+type flexTime time.Time
+
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02T15:04:05",
+	"2006-01-02",
+	time.RFC1123,
+}
+
+func (t *flexTime) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = flexTime{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	v, err := parseTime(s)
+	if err != nil {
+		return err
+	}
+	*t = flexTime(v)
+	return nil
+}
+
+// parseTime parses s with the first layout of timeLayouts that fits.
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, l := range timeLayouts {
+		if v, err := time.Parse(l, s); err == nil {
+			return v, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("timestamp %q: not RFC 3339", s)
+}

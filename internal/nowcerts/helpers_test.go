@@ -1,0 +1,222 @@
+package nowcerts_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coiflow/coiflow/internal/local/testenv"
+	"github.com/coiflow/coiflow/internal/nowcerts"
+	"github.com/coiflow/coiflow/internal/obs"
+	"github.com/coiflow/coiflow/internal/sandbox/nowcertssandbox"
+)
+
+// TestMain stops the local AWS stack the integration tests start (the unit
+// tests do not start it).
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+// memSecrets is an in-memory Secrets (unit tests only).
+type memSecrets struct {
+	mu    sync.Mutex
+	vals  map[string]string
+	gets  int
+	puts  int
+	onPut func(value string)
+}
+
+func newMemSecrets(id, value string) *memSecrets {
+	return &memSecrets{vals: map[string]string{id: value}}
+}
+
+func (m *memSecrets) GetSecretValue(_ context.Context, id string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gets++
+	v, ok := m.vals[id]
+	if !ok {
+		return "", errors.New("ResourceNotFoundException")
+	}
+	return v, nil
+}
+
+func (m *memSecrets) PutSecretValue(_ context.Context, id, value string) error {
+	m.mu.Lock()
+	m.vals[id] = value
+	m.puts++
+	f := m.onPut
+	m.mu.Unlock()
+	if f != nil {
+		f(value)
+	}
+	return nil
+}
+
+func (m *memSecrets) creds(t *testing.T, id string) nowcerts.Credentials {
+	t.Helper()
+	m.mu.Lock()
+	v := m.vals[id]
+	m.mu.Unlock()
+	c, err := nowcerts.ParseCredentials(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// memLease is an in-memory Lease shared by several token sources (unit tests).
+type memLease struct {
+	mu       sync.Mutex
+	owner    string
+	until    time.Time
+	acquired int
+}
+
+func (l *memLease) AcquireLease(_ context.Context, _, owner string, ttl time.Duration) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.owner != "" && l.owner != owner && now.Before(l.until) {
+		return false, nil
+	}
+	l.owner, l.until = owner, now.Add(ttl)
+	l.acquired++
+	return true, nil
+}
+
+func (l *memLease) ReleaseLease(_ context.Context, _, owner string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.owner != owner {
+		return errors.New("not the owner")
+	}
+	l.owner = ""
+	return nil
+}
+
+// sleeps records requested sleeps and returns at once (honouring ctx).
+type sleeps struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.ds = append(s.ds, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *sleeps) all() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.ds...)
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+const secretID = "arn:aws:secretsmanager:us-east-1:000000000000:secret:nowcerts-test"
+
+// harness is a sandbox on loopback plus a client wired to it.
+type harness struct {
+	sb      *nowcertssandbox.Sandbox
+	url     string
+	secrets *memSecrets
+	lease   *memLease
+	sleeps  *sleeps
+	logs    *syncBuffer
+	metrics *syncBuffer
+	cfg     nowcerts.Config
+	tokens  *nowcerts.TokenSource
+	client  *nowcerts.Client
+}
+
+// newHarness starts a sandbox and builds a client whose secret holds a valid
+// token pair issued by the sandbox (edit h.secrets before the first call to
+// start from another state).
+func newHarness(t *testing.T, opts nowcertssandbox.Options) *harness {
+	t.Helper()
+	sb := nowcertssandbox.New(opts)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { sb.Close(); srv.Close() })
+	user, pass := sb.Credentials()
+	access, refresh, exp := sb.IssueTokens()
+	sec := nowcerts.Credentials{Username: user, Password: pass, ClientID: "ngAuthApp", AccessToken: access, RefreshToken: refresh, ExpiresAt: exp}
+	v, err := sec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{sb: sb, url: srv.URL, secrets: newMemSecrets(secretID, v), lease: &memLease{}, sleeps: &sleeps{},
+		logs: &syncBuffer{}, metrics: &syncBuffer{}}
+	h.cfg = nowcerts.Config{
+		BaseURL:    srv.URL,
+		HTTPClient: &http.Client{},
+		Timeout:    5 * time.Second,
+		Retry:      nowcerts.Retry{MaxAttempts: 5, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond, MaxElapsed: time.Minute},
+		RateLimit:  nowcerts.RateLimit{PerSecond: 10000, Burst: 10000},
+		Sleep:      h.sleeps.sleep,
+		Logger:     obs.NewLogger(h.logs, "debug"),
+		Metrics:    obs.NewMetrics(h.metrics),
+	}
+	h.rebuild(t)
+	return h
+}
+
+// rebuild makes a new token source and client from h.cfg (a new container).
+func (h *harness) rebuild(t *testing.T) {
+	t.Helper()
+	var err error
+	h.tokens, err = nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: h.secrets, SecretID: secretID, Lease: h.lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.client, err = nowcerts.NewClient(h.cfg, h.tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setSecret replaces the stored secret.
+func (h *harness) setSecret(t *testing.T, c nowcerts.Credentials) {
+	t.Helper()
+	v, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.secrets.mu.Lock()
+	h.secrets.vals[secretID] = v
+	h.secrets.mu.Unlock()
+}
+
+func sendReq() nowcerts.SendRequest {
+	return nowcerts.SendRequest{
+		CertificateID: nowcertssandbox.SeedCertificateReady,
+		HolderIDs:     []string{nowcertssandbox.SeedHolderEmail},
+		Emails:        []string{"coi@northwind-pm.example", "pm@northwind-pm.example"},
+		EmailSubject:  "Certificate of insurance",
+		EmailBody:     "Please find the certificate attached.",
+		InsuredID:     nowcertssandbox.SeedInsuredAcme,
+		InsuredName:   "Acme Builders LLC",
+	}
+}
