@@ -165,10 +165,17 @@ var ErrUnknownShape = errors.New("unknown event shape")
 type SyntaxError struct {
 	Offset int64  // byte offset where decoding failed
 	Msg    string // e.g. "unexpected end of JSON input"
+	// Line and Column (1-based, column in characters) locate the offending
+	// character; zero when unknown.
+	Line, Column int
 }
 
 func (e *SyntaxError) Error() string {
-	return "malformed JSON at byte " + itoa(e.Offset) + ": " + e.Msg
+	at := "malformed JSON at byte " + itoa(e.Offset)
+	if e.Line > 0 {
+		at += " (line " + itoa(int64(e.Line)) + ", column " + itoa(int64(e.Column)) + ")"
+	}
+	return at + ": " + e.Msg
 }
 
 func itoa(n int64) string {
