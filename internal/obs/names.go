@@ -8,6 +8,9 @@ const (
 	MetricWebhooksRejected  = "WebhooksRejected"
 	MetricEventsQuarantined = "EventsQuarantined"
 	MetricJobsEnqueued      = "JobsEnqueued"
+	// MetricWebhooksFailed counts webhooks answered 503 because a dependency
+	// (credentials, queue, quarantine table) failed (dimensions: Source, Reason).
+	MetricWebhooksFailed = "WebhooksFailed"
 
 	// Send pipeline.
 	MetricCertificatesSent    = "CertificatesSent"
@@ -20,6 +23,9 @@ const (
 	MetricNowCertsLatency     = "NowCertsLatency"
 	MetricEndToEndLatency     = "EndToEndLatency"
 	MetricTokenRefreshed      = "NowCertsTokenRefreshed"
+	// MetricTimelineEnqueueFailed counts timeline jobs the send pipeline could
+	// not put on the CRM queue (the send itself is unaffected).
+	MetricTimelineEnqueueFailed = "TimelineEnqueueFailed"
 
 	// CRM sync.
 	MetricCRMUpserts = "CrmUpserts"
@@ -32,9 +38,9 @@ const (
 // MetricNames lists every metric name above.
 func MetricNames() []string {
 	return []string{
-		MetricWebhooksAccepted, MetricWebhooksRejected, MetricEventsQuarantined, MetricJobsEnqueued,
+		MetricWebhooksAccepted, MetricWebhooksRejected, MetricEventsQuarantined, MetricJobsEnqueued, MetricWebhooksFailed,
 		MetricCertificatesSent, MetricSendFailed, MetricHeld, MetricApproved, MetricRejected,
 		MetricDuplicateSuppressed, MetricSendUnknown, MetricNowCertsLatency, MetricEndToEndLatency,
-		MetricTokenRefreshed, MetricCRMUpserts, MetricCRMSkipped, MetricCRMStale, MetricCRMFailed, MetricCRMNotes,
+		MetricTokenRefreshed, MetricTimelineEnqueueFailed, MetricCRMUpserts, MetricCRMSkipped, MetricCRMStale, MetricCRMFailed, MetricCRMNotes,
 	}
 }

@@ -1,0 +1,12 @@
+package webhook_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/coiflow/coiflow/internal/local/testenv"
+)
+
+// TestMain stops the local AWS stack the integration test started (unit tests
+// never start it).
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
