@@ -11,8 +11,8 @@
 // Item families (each file of this package owns one):
 //
 //	QUARANTINE#<eventID> / QUARANTINE        quarantined webhook bodies (quarantine.go)
-//	SEND#<certID>#<holderID>#<rev> / CLAIM   send claims, exactly-once (sends.go)
-//	SEND#... / ATTEMPT#<ts>#<requestID>      audit records of each attempt (sends.go)
+//	SEND#<sendID> / CLAIM                    send claim = audit record, every attempt in it (sends.go);
+//	                                         sendID = hash(certID, holderID, rev), or random for a resend
 //	HOLD#<id> / HOLD                         held certificates awaiting approval (holds.go)
 //	POLICY#<number> / STATUS                 carrier-reported policy status (holds.go)
 //	CRM#<externalID> / STATE                 last event time and field hash per CRM entity (crm.go)

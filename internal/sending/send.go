@@ -1,0 +1,297 @@
+package sending
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/coiflow/coiflow/internal/jobs"
+	"github.com/coiflow/coiflow/internal/nowcerts"
+	"github.com/coiflow/coiflow/internal/obs"
+	"github.com/coiflow/coiflow/internal/store"
+)
+
+// sendSpec is one send to make through the exactly-once claim.
+type sendSpec struct {
+	rec store.Send
+	req nowcerts.SendRequest
+	// policyGuard: claim only if this policy is not reported cancelled.
+	policyGuard    string
+	reclaimUnknown bool
+	// automatic: straight from a webhook (end-to-end latency is measured).
+	automatic bool
+	// holdOnPending: a "pending approval" refusal becomes a hold (the agency
+	// holds pending certificates) instead of a permanent failure.
+	holdOnPending bool
+	// staff: an approval. It may take over a HELD or any FAILED record, and
+	// its own failures stay claimable (staff may approve again).
+	staff bool
+}
+
+// sendResult is what one send did.
+type sendResult struct {
+	ID     string
+	Status string // SENT, FAILED, UNKNOWN, DUPLICATE
+	// Existing is the status of the record a DUPLICATE found.
+	Existing string
+	Message  string
+	// PolicyCancelled: the claim was refused because the policy is cancelled.
+	PolicyCancelled bool
+	// PendingApproval: NowCerts refused the send as pending approval (and
+	// holdOnPending was set): the caller holds it.
+	PendingApproval bool
+	// Retry is set when the job should be retried (NowCerts unavailable, store
+	// errors); the claim has been released.
+	Retry error
+}
+
+// completionTries bounds the retries of the completion write.
+const completionTries = 4
+
+// send claims rec, calls SendCertificate and records the outcome. Happy path:
+// one conditional write (claim), the call, one conditional write (completion).
+func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
+	log := s.log.With("sendId", spec.rec.ID, "certificateId", spec.rec.CertificateID, "holderId", spec.rec.HolderID,
+		"eventId", spec.rec.EventID, "requestId", spec.rec.RequestID)
+	reclaim := spec.reclaimUnknown
+	lease := s.leaseFor(ctx)
+	var rec store.Send
+	for try := 0; ; try++ {
+		owner := newToken()
+		var err error
+		rec, err = s.st.ClaimSend(ctx, store.Claim{Send: spec.rec, Owner: owner, Lease: lease, ReclaimUnknown: reclaim, ReclaimFailed: spec.staff, ReclaimHeld: spec.staff, PolicyNumber: spec.policyGuard})
+		if err == nil {
+			break
+		}
+		var ce *store.ClaimConflictError
+		if !errors.As(err, &ce) {
+			return sendResult{ID: spec.rec.ID, Status: StatusFailed, Message: err.Error(), Retry: err}
+		}
+		if ce.PolicyCancelled {
+			return sendResult{ID: spec.rec.ID, PolicyCancelled: true}
+		}
+		if !ce.Found {
+			// The record vanished between the failed write and the read: try again.
+			if try < 2 {
+				continue
+			}
+			return sendResult{ID: spec.rec.ID, Status: StatusFailed, Message: err.Error(), Retry: err}
+		}
+		ex := ce.Existing
+		if ex.Status == store.SendSending && ex.LeaseUntil < s.now().UnixMilli() {
+			// The attempt that claimed it is presumed dead between SendCertificate
+			// and completion: its outcome is unknown.
+			switch merr := s.st.MarkSendUnknown(ctx, ex.ID, ex.Owner, "claim lease expired before the send was completed"); {
+			case merr == nil:
+				s.metrics.Count(obs.MetricSendUnknown, 1, nil)
+				log.Warn("send outcome unknown: claim lease expired", "previousRequestId", ex.RequestID, "attempts", ex.Attempts)
+				ex.Status = store.SendUnknown
+				s.enqueueTimeline(ctx, ex, "unknown", "the attempt stopped before its outcome was recorded; review before resending", s.now())
+			case errors.Is(merr, store.ErrConflict):
+				// Completed or taken over meanwhile: look again.
+				if try < 2 {
+					continue
+				}
+			default:
+				return sendResult{ID: ex.ID, Status: StatusFailed, Message: merr.Error(), Retry: merr}
+			}
+			if spec.reclaimUnknown && try < 2 {
+				reclaim = true
+				continue
+			}
+		}
+		s.metrics.Count(obs.MetricDuplicateSuppressed, 1, nil)
+		log.Info("duplicate send suppressed", "existingStatus", ex.Status, "attempts", ex.Attempts)
+		msg := "already " + strings.ToLower(ex.Status)
+		if ex.Status == store.SendSent && !ex.SentAt.IsZero() {
+			msg += " at " + ex.SentAt.UTC().Format(time.RFC3339)
+		}
+		return sendResult{ID: ex.ID, Status: OutcomeDuplicate, Existing: ex.Status, Message: msg}
+	}
+
+	var ans nowcerts.Answer
+	var err error
+	if !isGUID(spec.req.CertificateID) {
+		// NowCerts only sends its own certificates: retrying cannot help.
+		err = fmt.Errorf("%w: certificate id %q is not a NowCerts certificate id (a GUID)", nowcerts.ErrRejected, spec.req.CertificateID)
+	} else {
+		ans, err = s.nc.SendCertificate(ctx, spec.req)
+	}
+
+	var comp store.Completion
+	res := sendResult{ID: rec.ID}
+	switch {
+	case err == nil:
+		comp = store.Completion{Status: store.SendSent, Answer: answerText(ans)}
+		res.Status, res.Message = StatusSent, answerText(ans)
+	case errors.Is(err, nowcerts.ErrOutcomeUnknown):
+		comp = store.Completion{Status: store.SendUnknown, Error: err.Error()}
+		res.Status, res.Message = StatusUnknown, err.Error()
+	case errors.Is(err, nowcerts.ErrRejected) && spec.holdOnPending && mentionsPendingApproval(rejectionMessage(err)):
+		// NowCerts refuses a certificate pending approval (no documented field
+		// tells beforehand): the caller holds it (the record becomes HELD).
+		msg := rejectionMessage(err)
+		comp = store.Completion{Status: store.SendFailed, Answer: msg, Error: err.Error()}
+		res.Status, res.Message, res.PendingApproval = StatusFailed, msg, true
+	case errors.Is(err, nowcerts.ErrRejected):
+		msg := rejectionMessage(err)
+		comp = store.Completion{Status: store.SendFailed, Answer: msg, Error: err.Error()}
+		res.Status, res.Message = StatusFailed, msg
+	default:
+		comp = store.Completion{Status: store.SendFailed, Error: err.Error(), Retryable: true}
+		res.Status, res.Message, res.Retry = StatusFailed, err.Error(), fmt.Errorf("send certificate %s: %w", rec.CertificateID, err)
+	}
+	comp.RequestID = rec.RequestID
+	if spec.staff && comp.Status == store.SendFailed {
+		comp.Retryable = true
+	}
+	if cerr := s.complete(ctx, rec.ID, rec.Owner, comp); cerr != nil {
+		// The record stays SENDING: a redelivery after the lease finds it
+		// UNKNOWN and does not send again.
+		log.Error("send completion not recorded", "status", comp.Status, errAttr(cerr))
+	}
+	now := s.now()
+	rec.Status, rec.Answer, rec.Error, rec.UpdatedAt = comp.Status, comp.Answer, comp.Error, now
+	switch res.Status {
+	case StatusSent:
+		rec.SentAt = now
+		s.metrics.Count(obs.MetricCertificatesSent, 1, nil)
+		if spec.automatic && !rec.ReceivedAt.IsZero() {
+			s.metrics.Duration(obs.MetricEndToEndLatency, now.Sub(rec.ReceivedAt), nil)
+		}
+		log.Info("certificate sent", "channel", rec.Channel, "holderEmail", obs.MaskEmail(rec.HolderEmail),
+			"approvedBy", rec.ApprovedBy, "resendOf", rec.ResendOf, "answer", maskEmails(res.Message))
+		s.enqueueTimeline(ctx, rec, "sent", sentDetail(rec), now)
+	case StatusUnknown:
+		s.metrics.Count(obs.MetricSendUnknown, 1, nil)
+		log.Warn("send outcome unknown", errAttr(err))
+		s.enqueueTimeline(ctx, rec, "unknown", "NowCerts did not answer; review before resending", now)
+	case StatusFailed:
+		if res.PendingApproval {
+			log.Info("NowCerts says the certificate is pending approval: holding it", "answer", maskEmails(res.Message))
+			break
+		}
+		s.metrics.Count(obs.MetricSendFailed, 1, nil)
+		lvl := slog.LevelError
+		if comp.Retryable {
+			lvl = slog.LevelWarn
+		}
+		log.Log(ctx, lvl, "send failed", "retryable", comp.Retryable, "attempts", rec.Attempts, errAttr(err))
+		// A note per permanent failure, and one for the first of a run of retries.
+		if !comp.Retryable || rec.Attempts <= 1 {
+			s.enqueueTimeline(ctx, rec, "failed", res.Message, now)
+		}
+	}
+	return res
+}
+
+// complete writes the completion, retrying transient store errors on a context
+// that outlives a cancelled invocation (the call to NowCerts already happened).
+func (s *Service) complete(ctx context.Context, id, owner string, c store.Completion) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var err error
+	for i := range completionTries {
+		if err = s.st.CompleteSend(ctx, id, owner, c); err == nil || errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50<<i) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func answerText(a nowcerts.Answer) string {
+	if a.Message != "" {
+		return a.Message
+	}
+	if len(a.Raw) > 0 {
+		return string(a.Raw)
+	}
+	return fmt.Sprintf("status %d", a.Status)
+}
+
+// rejectionMessage is NowCerts' own words for a rejection.
+func rejectionMessage(err error) string {
+	var re *nowcerts.RejectedError
+	if errors.As(err, &re) && re.Message != "" {
+		return re.Message
+	}
+	return err.Error()
+}
+
+func sentDetail(r store.Send) string {
+	d := "sent by " + r.Channel
+	if r.ApprovedBy != "" {
+		d += ", approved by " + r.ApprovedBy
+	}
+	if r.ResendOf != "" {
+		d += ", resend requested by " + r.ResendBy
+	}
+	return d
+}
+
+// enqueueTimeline puts a timeline job for the CRM worker. A failure is logged and
+// counted, never returned: the send (or hold) it describes already happened.
+func (s *Service) enqueueTimeline(ctx context.Context, r store.Send, outcome, detail string, at time.Time) {
+	s.enqueueEntry(ctx, jobs.TimelineEntry{
+		Outcome: outcome, CertificateID: r.CertificateID, HolderID: r.HolderID, HolderName: r.HolderName,
+		Channel: r.Channel, InsuredID: r.InsuredID, InsuredName: r.InsuredName, Source: r.Source,
+		Detail: detail, At: at.UTC(), SendID: r.ID,
+	}, r.RequestID)
+}
+
+func (s *Service) enqueueEntry(ctx context.Context, e jobs.TimelineEntry, requestID string) {
+	if s.timeline == nil {
+		return
+	}
+	j := jobs.NewTimeline(e, requestID, s.now())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.timeline.Enqueue(ctx, j); err != nil {
+		s.metrics.Count(obs.MetricTimelineEnqueueFailed, 1, nil)
+		s.log.Error("timeline job not enqueued", "outcome", e.Outcome, "certificateId", e.CertificateID, "sendId", e.SendID, errAttr(err))
+	}
+}
+
+// leaseFor is the claim lease for an attempt running under ctx: the default,
+// or longer when ctx allows more time (a claim must outlive its attempt).
+func (s *Service) leaseFor(ctx context.Context) time.Duration {
+	lease := s.lease
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl) + 30*time.Second; d > lease {
+			lease = d
+		}
+	}
+	return lease
+}
+
+func mentionsPendingApproval(msg string) bool {
+	return strings.Contains(strings.ToLower(msg), "pending approval")
+}
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// isGUID reports whether id looks like a NowCerts id.
+func isGUID(id string) bool { return guidRE.MatchString(strings.TrimSpace(id)) }
+
+var emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+
+// maskEmails masks every email address in s (NowCerts' messages and errors may
+// quote recipients): logs never carry a holder's address in clear.
+func maskEmails(s string) string { return emailRE.ReplaceAllStringFunc(s, obs.MaskEmail) }
+
+// errAttr is an error as a log attribute, email addresses masked.
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.String("err", "")
+	}
+	return slog.String("err", maskEmails(err.Error()))
+}

@@ -1,0 +1,308 @@
+package sending
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coiflow/coiflow/internal/jobs"
+	"github.com/coiflow/coiflow/internal/obs"
+	"github.com/coiflow/coiflow/internal/store"
+)
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id of the staff request being served,
+// recorded on the sends, approvals and rejections it causes.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestIDFrom(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		return id
+	}
+	return "req_" + newToken()
+}
+
+// mapStoreErr turns store sentinels into the service's.
+func mapStoreErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, store.ErrBadCursor):
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return err
+}
+
+func (s *Service) listHolds(ctx context.Context, q HoldQuery) ([]Hold, error) {
+	st := strings.ToLower(strings.TrimSpace(q.Status))
+	if st == "" {
+		st = HoldPending
+	}
+	if st != HoldPending && st != HoldApproved && st != HoldRejected {
+		return nil, fmt.Errorf("%w: hold status %q: want pending, approved or rejected", ErrInvalid, q.Status)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 500)
+	hs, _, err := s.st.ListHolds(ctx, st, limit, "")
+	if err != nil {
+		return nil, mapStoreErr(err)
+	}
+	out := make([]Hold, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, holdView(h))
+	}
+	return out, nil
+}
+
+func holdView(h store.Hold) Hold {
+	return Hold{
+		ID: h.ID, CertificateID: h.CertificateID, Revision: h.Revision, HolderID: h.HolderID, HolderName: h.HolderName,
+		HolderEmail: h.HolderEmail, HolderEmailMasked: obs.MaskEmail(h.HolderEmail), Fax: h.Fax, AgencyID: h.AgencyID,
+		InsuredID: h.InsuredID, InsuredName: h.InsuredName, PolicyNumber: h.PolicyNumber, Source: h.Source,
+		Reasons: h.Reasons, Status: h.Status, EventID: h.EventID, RequestID: h.RequestID, CreatedAt: h.CreatedAt,
+		DecidedBy: h.DecidedBy, DecidedAt: h.DecidedAt, Reason: h.Reason, LastError: h.LastError, SendIDs: h.SendIDs,
+	}
+}
+
+// recipientOf rebuilds the recipient of a hold or send record.
+func recipientOf(holderID, name, emails, fax string, historical []string) recipient {
+	r := recipient{Name: name, Emails: splitEmails(emails), Fax: fax, HistoricalIDs: historical}
+	if isSyntheticKey(holderID) {
+		r.Key = holderID
+	} else if holderID != "" {
+		r.Key = strings.ToLower(holderID)
+		if isGUID(holderID) {
+			r.NowCertsID = holderID
+		}
+	}
+	return r
+}
+
+func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome, error) {
+	if strings.TrimSpace(approver) == "" {
+		return Outcome{}, fmt.Errorf("%w: approver is required", ErrInvalid)
+	}
+	h, err := s.st.GetHold(ctx, holdID)
+	if err != nil {
+		return Outcome{}, mapStoreErr(err)
+	}
+	if h.Status != store.HoldPending && h.Status != store.HoldApproving {
+		return Outcome{}, fmt.Errorf("%w: hold %s is %s", ErrConflict, holdID, h.Status)
+	}
+	r := recipientOf(h.HolderID, h.HolderName, h.HolderEmail, h.Fax, h.HistoricalIDs)
+	if !r.hasRecipient() {
+		return Outcome{}, fmt.Errorf("%w: hold %s has no email or fax to send to: fix the holder in NowCerts (a new event follows) and reject this hold", ErrInvalid, holdID)
+	}
+	reqID := requestIDFrom(ctx)
+	log := s.log.With("requestId", reqID, "holdId", holdID, "certificateId", h.CertificateID, "holderId", h.HolderID, "approver", approver)
+	// The approval lease covers NowCerts Approve and SendCertificate.
+	h, err = s.st.BeginApproval(ctx, holdID, approver, 2*s.lease)
+	if err != nil {
+		return Outcome{}, mapStoreErr(err)
+	}
+	fail := func(msg string, cause error) (Outcome, error) {
+		if _, err := s.st.EndApproval(ctx, holdID, approver, false, nil, msg); err != nil {
+			log.Error("hold not returned to pending", errAttr(err))
+		}
+		return Outcome{Status: StatusFailed, Message: msg}, cause
+	}
+
+	ids := h.HistoricalIDs
+	if len(ids) == 0 {
+		rows, err := s.nc.HistoricalHolders(ctx, h.CertificateID)
+		switch {
+		case err == nil:
+			mine := rows[:0:0]
+			for _, row := range rows {
+				if row.CertificateID == "" || strings.EqualFold(row.CertificateID, h.CertificateID) {
+					mine = append(mine, row)
+				}
+			}
+			ids = matchHistorical(mine, h.HolderID, r.Emails, r.Fax)
+		case slices.Contains(h.Reasons, ReasonPendingApproval):
+			return fail("historical holders lookup failed: "+err.Error(), fmt.Errorf("approve hold %s: historical holders: %w", holdID, err))
+		default:
+			log.Warn("historical holders lookup failed: approving without NowCerts Approve", errAttr(err))
+		}
+	}
+	if len(ids) > 0 {
+		_, err := s.nc.Approve(ctx, ids)
+		if err != nil {
+			msg := "NowCerts Approve failed: " + rejectionMessage(err)
+			log.Error("NowCerts Approve failed", errAttr(err))
+			return fail(msg, fmt.Errorf("approve hold %s: %w", holdID, err))
+		}
+		log.Info("NowCerts Approve done", "historicalHolders", len(ids))
+	} else {
+		log.Info("no historical holder ids known: skipping NowCerts Approve")
+	}
+
+	set, err := s.settingsFor(ctx, h.AgencyID)
+	if err != nil {
+		return fail(err.Error(), err)
+	}
+	now := s.now().UTC()
+	rec := store.Send{
+		ID: h.SendID, CertificateID: h.CertificateID, Revision: h.Revision, HolderID: h.HolderID, HolderName: h.HolderName,
+		HolderEmail: h.HolderEmail, Fax: h.Fax, Channel: channelOf(r.Emails, r.Fax), AgencyID: h.AgencyID,
+		InsuredID: h.InsuredID, InsuredName: h.InsuredName, PolicyNumber: h.PolicyNumber, Source: h.Source,
+		RequestID: reqID, EventID: h.EventID, ReceivedAt: h.ReceivedAt,
+		ApprovedBy: approver, ApprovedAt: now, HoldID: h.ID,
+	}
+	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r), reclaimUnknown: set.ResendUnknown, staff: true})
+	out := Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}
+	if res.Status == StatusFailed {
+		if _, err := s.st.EndApproval(ctx, holdID, approver, false, out.SendIDs, "send failed: "+res.Message); err != nil {
+			log.Error("hold not returned to pending", errAttr(err))
+		}
+		return out, res.Retry
+	}
+	if _, err := s.st.EndApproval(ctx, holdID, approver, true, out.SendIDs, ""); err != nil {
+		log.Error("hold not marked approved", errAttr(err))
+	}
+	s.metrics.Count(obs.MetricApproved, 1, nil)
+	log.Info("hold approved", "sendId", res.ID, "status", res.Status)
+	s.enqueueEntry(ctx, jobs.TimelineEntry{
+		Outcome: "approved", CertificateID: h.CertificateID, HolderID: h.HolderID, HolderName: h.HolderName,
+		Channel: rec.Channel, InsuredID: h.InsuredID, InsuredName: h.InsuredName, Source: h.Source,
+		Detail: "approved by " + approver, At: now, SendID: res.ID,
+	}, reqID)
+	return out, nil
+}
+
+func (s *Service) reject(ctx context.Context, holdID, by, reason string) error {
+	if strings.TrimSpace(by) == "" {
+		return fmt.Errorf("%w: who rejects is required", ErrInvalid)
+	}
+	h, err := s.st.RejectHold(ctx, holdID, by, reason)
+	if err != nil {
+		return mapStoreErr(err)
+	}
+	reqID := requestIDFrom(ctx)
+	s.metrics.Count(obs.MetricRejected, 1, nil)
+	s.log.Info("hold rejected", "requestId", reqID, "holdId", holdID, "certificateId", h.CertificateID, "holderId", h.HolderID, "by", by, "reason", reason)
+	detail := "rejected by " + by
+	if reason != "" {
+		detail += ": " + reason
+	}
+	s.enqueueEntry(ctx, jobs.TimelineEntry{
+		Outcome: "rejected", CertificateID: h.CertificateID, HolderID: h.HolderID, HolderName: h.HolderName,
+		Channel: channelOf(splitEmails(h.HolderEmail), h.Fax), InsuredID: h.InsuredID, InsuredName: h.InsuredName,
+		Source: h.Source, Detail: detail, At: h.DecidedAt, SendID: h.SendID,
+	}, reqID)
+	return nil
+}
+
+func (s *Service) resend(ctx context.Context, sendID, by, reason string) (Outcome, error) {
+	if strings.TrimSpace(by) == "" {
+		return Outcome{}, fmt.Errorf("%w: who asks for the resend is required", ErrInvalid)
+	}
+	orig, err := s.st.GetSend(ctx, sendID)
+	if err != nil {
+		return Outcome{}, mapStoreErr(err)
+	}
+	switch orig.EffectiveStatus(s.now()) {
+	case store.SendSending:
+		return Outcome{}, fmt.Errorf("%w: send %s is being sent right now", ErrConflict, sendID)
+	case store.SendHeld:
+		return Outcome{}, fmt.Errorf("%w: send %s is held: approve hold %s instead", ErrConflict, sendID, orig.HoldID)
+	case store.SendRejected:
+		return Outcome{}, fmt.Errorf("%w: send %s was rejected (hold %s)", ErrConflict, sendID, orig.HoldID)
+	}
+	r := recipientOf(orig.HolderID, orig.HolderName, orig.HolderEmail, orig.Fax, nil)
+	if !r.hasRecipient() {
+		return Outcome{}, fmt.Errorf("%w: send %s has no email or fax", ErrInvalid, sendID)
+	}
+	set, err := s.settingsFor(ctx, orig.AgencyID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	reqID := requestIDFrom(ctx)
+	rec := orig
+	rec.ID = "snd_r" + newToken()
+	rec.Status, rec.Owner, rec.LeaseUntil, rec.Attempts, rec.Answer, rec.Error = "", "", 0, 0, "", ""
+	rec.History, rec.SentAt, rec.CreatedAt, rec.UpdatedAt, rec.SupersededBy = nil, time.Time{}, time.Time{}, time.Time{}, ""
+	rec.RequestID, rec.ResendOf, rec.ResendBy, rec.ResendReason = reqID, orig.ID, by, reason
+	if orig.ResendOf != "" {
+		rec.ResendOf = orig.ResendOf // link every resend to the first send
+	}
+	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r)})
+	if res.Status != OutcomeDuplicate {
+		if err := s.st.MarkSendSuperseded(ctx, orig.ID, res.ID); err != nil {
+			s.log.Error("original send not marked superseded", "sendId", orig.ID, "resendId", res.ID, errAttr(err))
+		}
+	}
+	s.log.Info("resend requested", "requestId", reqID, "sendId", res.ID, "resendOf", orig.ID, "by", by, "status", res.Status)
+	return Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}, res.Retry
+}
+
+// sendStatuses are the statuses QuerySends filters on.
+var sendStatuses = []string{StatusSending, StatusSent, StatusFailed, StatusUnknown, StatusHeld, StatusRejected}
+
+func (s *Service) querySends(ctx context.Context, q SendQuery) (SendPage, error) {
+	st := strings.ToUpper(strings.TrimSpace(q.Status))
+	if st != "" && !slices.Contains(sendStatuses, st) {
+		return SendPage{}, fmt.Errorf("%w: send status %q: want one of %s", ErrInvalid, q.Status, strings.Join(sendStatuses, ", "))
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
+		return SendPage{}, fmt.Errorf("%w: from is after to", ErrInvalid)
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Sub(q.From) > store.MaxQueryDays*24*time.Hour {
+		return SendPage{}, fmt.Errorf("%w: at most %d days at a time", ErrInvalid, store.MaxQueryDays)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 500)
+	recs, next, err := s.st.QuerySends(ctx, store.SendFilter{
+		CertificateID: strings.TrimSpace(q.CertificateID), From: q.From, To: q.To,
+		Holder: q.Holder, Status: st, Limit: limit, Cursor: q.Cursor,
+	})
+	if err != nil {
+		return SendPage{}, mapStoreErr(err)
+	}
+	page := SendPage{Sends: make([]SendRecord, 0, len(recs)), Next: next}
+	now := s.now()
+	for _, r := range recs {
+		page.Sends = append(page.Sends, sendView(r, now))
+	}
+	return page, nil
+}
+
+func (s *Service) getSend(ctx context.Context, sendID string) (SendRecord, error) {
+	r, err := s.st.GetSend(ctx, sendID)
+	if err != nil {
+		return SendRecord{}, mapStoreErr(err)
+	}
+	return sendView(r, s.now()), nil
+}
+
+func sendView(r store.Send, now time.Time) SendRecord {
+	v := SendRecord{
+		ID: r.ID, CertificateID: r.CertificateID, HolderID: r.HolderID, HolderName: r.HolderName, HolderEmail: r.HolderEmail,
+		Fax: r.Fax, Channel: r.Channel, Status: r.EffectiveStatus(now), NowCertsAnswer: r.Answer, Error: r.Error,
+		EventID: r.EventID, RequestID: r.RequestID, ApprovedBy: r.ApprovedBy, ResendOf: r.ResendOf,
+		ApprovedAt: r.ApprovedAt, CreatedAt: r.CreatedAt, SentAt: r.SentAt, Attempts: r.Attempts,
+		Revision: r.Revision, HolderEmailMasked: obs.MaskEmail(r.HolderEmail), AgencyID: r.AgencyID,
+		InsuredID: r.InsuredID, InsuredName: r.InsuredName, PolicyNumber: r.PolicyNumber, Source: r.Source,
+		HoldID: r.HoldID, ResendBy: r.ResendBy, ResendReason: r.ResendReason, SupersededBy: r.SupersededBy, UpdatedAt: r.UpdatedAt,
+	}
+	for _, a := range r.History {
+		v.History = append(v.History, Attempt{RequestID: a.RequestID, Status: a.Status, Answer: a.Answer, Error: a.Error, At: a.At})
+	}
+	return v
+}
