@@ -1,0 +1,126 @@
+package staffapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coiflow/coiflow/internal/sending"
+)
+
+// sendStatuses are the values GET /api/sends?status= takes (any case).
+var sendStatuses = []string{sending.StatusSending, sending.StatusSent, sending.StatusFailed, sending.StatusUnknown}
+
+// maxCursor bounds the opaque paging cursor.
+const maxCursor = 4096
+
+// querySends serves GET /api/sends?certificateId=&holder=&from=&to=&status=&limit=&cursor=.
+func (s *Server) querySends(ctx context.Context, r *request) (response, error) {
+	if err := onlyParams(r, "certificateId", "holder", "from", "to", "status", "limit", "cursor"); err != nil {
+		return response{}, err
+	}
+	q, err := sendQuery(r)
+	if err != nil {
+		return response{}, err
+	}
+	page, err := s.svc.QuerySends(ctx, q)
+	if err != nil {
+		return response{}, err
+	}
+	out := SendList{Sends: make([]SendView, 0, len(page.Sends)), Next: page.Next}
+	for _, rec := range page.Sends {
+		out.Sends = append(out.Sends, NewSendView(rec))
+	}
+	r.Log.DebugContext(ctx, "sends queried", "certificateId", q.CertificateID, "holder", maskEmails(q.Holder),
+		"from", stamp(q.From), "to", stamp(q.To), "sendStatus", q.Status, "count", len(out.Sends))
+	return jsonResponse(http.StatusOK, out)
+}
+
+// sendQuery reads and validates the query parameters of GET /api/sends.
+func sendQuery(r *request) (sending.SendQuery, error) {
+	var q sending.SendQuery
+	var err error
+	if q.CertificateID, err = single(r, "certificateId"); err != nil {
+		return q, err
+	}
+	if q.Holder, err = single(r, "holder"); err != nil {
+		return q, err
+	}
+	if q.From, err = timeParam(r, "from", false); err != nil {
+		return q, err
+	}
+	if q.To, err = timeParam(r, "to", true); err != nil {
+		return q, err
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return q, badParam("to", "before from")
+	}
+	if q.Status, err = oneOf(r, "status", sendStatuses, true); err != nil {
+		return q, err
+	}
+	q.Status = strings.ToUpper(q.Status)
+	if q.Limit, err = limitParam(r); err != nil {
+		return q, err
+	}
+	if q.Cursor, err = single(r, "cursor"); err != nil {
+		return q, err
+	}
+	if len(q.Cursor) > maxCursor {
+		return q, badParam("cursor", "too long")
+	}
+	return q, nil
+}
+
+// getSend serves GET /api/sends/{id}.
+func (s *Server) getSend(ctx context.Context, r *request) (response, error) {
+	if err := onlyParams(r); err != nil {
+		return response{}, err
+	}
+	rec, err := s.svc.GetSend(ctx, r.Params["id"])
+	if err != nil {
+		return response{}, err
+	}
+	return jsonResponse(http.StatusOK, NewSendView(rec))
+}
+
+// resendSend serves POST /api/sends/{id}/resend {"reason": "..."}: an explicit
+// resend by the authenticated principal, recorded and linked to the original.
+func (s *Server) resendSend(ctx context.Context, r *request) (response, error) {
+	id := r.Params["id"]
+	why, err := reason(r)
+	if err != nil {
+		return response{}, err
+	}
+	out, err := s.svc.Resend(ctx, id, r.Principal, why)
+	if err != nil {
+		return response{}, outcomeError("resend not completed", out, err)
+	}
+	r.Log.InfoContext(ctx, "resend requested", "sendId", id, "reason", maskEmails(why),
+		"outcome", out.Status, "sendIds", out.SendIDs, "message", maskEmails(out.Message))
+	return jsonResponse(http.StatusOK, ResendResult{SendID: id, RequestedBy: r.Principal, Reason: why, Outcome: NewOutcomeView(out)})
+}
+
+// dateLayout is the date-only form from/to accept.
+const dateLayout = "2006-01-02"
+
+// timeParam reads an RFC3339 time or a YYYY-MM-DD date (a UTC day). A date
+// given as the end of a range (endOfDay) stands for the last instant of that
+// day, so to=2026-11-21 includes all of the 21st. Absent: the zero time.
+func timeParam(r *request, name string, endOfDay bool) (time.Time, error) {
+	v, err := single(r, name)
+	if err != nil || v == "" {
+		return time.Time{}, err
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	d, err := time.Parse(dateLayout, v)
+	if err != nil {
+		return time.Time{}, badParam(name, "want RFC3339 (2026-11-21T15:04:05Z) or a date (2026-11-21)")
+	}
+	if endOfDay {
+		return d.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
+	}
+	return d, nil
+}
