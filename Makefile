@@ -11,8 +11,10 @@ FUZZTIME     ?= 60s
 .PHONY: run test tools build lint unit fmt-check vet staticcheck cfn-lint invoke bench fuzz clean
 
 ## run: start the whole system locally (DynamoDB Local, moto, functions, sandboxes)
+## (stop it with Ctrl-C, or: kill -INT <pid from .coiflow/local.json>)
 run: tools
-	$(GO) run ./cmd/coiflow run
+	@$(GO) build -o $(BUILD_DIR)/coiflow ./cmd/coiflow
+	@exec $(BUILD_DIR)/coiflow run
 
 ## test: every test: format, vet, staticcheck, cfn-lint, unit, integration, end to end, packaging
 test: tools lint
