@@ -33,7 +33,11 @@ type Builder func(ctx context.Context, d Deps) (lambda.Handler, error)
 // its CodeUri in template.yaml) to its builder.
 func Builders() map[string]Builder {
 	return map[string]Builder{
-		"webhook": Webhook,
+		"webhook":         Webhook,
+		"api":             API,
+		"token-refresher": TokenRefresher,
+		"send-worker":     SendWorker,
+		"crm-worker":      CRMWorker,
 	}
 }
 

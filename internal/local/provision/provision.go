@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coiflow/coiflow/internal/sandbox/crmsandbox"
 	"github.com/coiflow/coiflow/internal/sandbox/nowcertssandbox"
 	"os"
 	"sort"
@@ -363,7 +364,7 @@ const (
 const (
 	SandboxNowCertsUsername = nowcertssandbox.DefaultUsername
 	SandboxNowCertsPassword = nowcertssandbox.DefaultPassword
-	SandboxHubSpotToken     = "sandbox-hubspot-token"
+	SandboxHubSpotToken     = crmsandbox.DefaultToken
 	SandboxHTTPToken        = "sandbox-http-token"
 	SandboxSalesforceID     = "sandbox-salesforce-client"
 	SandboxSalesforceSecret = "sandbox-salesforce-secret"

@@ -43,7 +43,7 @@ func (s *System) startSandboxes(o Options) (map[string]string, error) {
 		}
 		s.Info.Notes = append(s.Info.Notes, "CRM: CRM_BASE_URL is set, the CRM sandbox is not started ("+v+")")
 	} else {
-		sb := crmsandbox.New(crmsandbox.Options{Token: provision.SandboxHubSpotToken})
+		sb := crmsandbox.New(crmsandbox.Options{})
 		url, stop, err := crmsandbox.StartSandbox("127.0.0.1:0", sb)
 		if err != nil {
 			return nil, fmt.Errorf("run: start the CRM sandbox: %w", err)
