@@ -344,3 +344,18 @@ func TestRedactBody(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRedactsPresignedDocumentURL(t *testing.T) {
+	body := []byte(`{"meta":{"event":"policy.document"},"data":{"policyId":"p-1","policyNumber":"PLM-1",` +
+		`"modified":"2021-05-13T06:07:54.407+0000","docType":"Policy","documentUrl":"https://bucket.example/p.pdf?X-Amz-Signature=abc"}}`)
+	ev, err := Parse(SourceCowbell, body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ev.Raw, []byte("X-Amz-Signature")) || !json.Valid(ev.Raw) {
+		t.Fatalf("Raw keeps the pre-signed link or is no longer JSON: %s", ev.Raw)
+	}
+	if ev.Document == nil || ev.Document.URL == "" {
+		t.Fatal("the parsed document lost its URL (needed for a prompt fetch)")
+	}
+}

@@ -36,7 +36,9 @@ func Parse(src Source, body []byte, receivedAt time.Time) (Event, error) {
 	}
 	ev.Source = src
 	ev.ReceivedAt = receivedAt.UTC()
-	ev.Raw = json.RawMessage(body)
+	// Cowbell's documentUrl is pre-signed and time-limited: it never travels
+	// or gets stored with the event.
+	ev.Raw = json.RawMessage(RedactBody(body))
 	if ev.IdempotencyKey == "" {
 		return Event{}, fmt.Errorf("%w: parser produced no idempotency key", ErrUnknownShape)
 	}

@@ -302,7 +302,7 @@ func (r *request) quarantineRecord(src event.Source, body []byte, contentType st
 		RequestID:   r.id,
 		ContentType: contentType,
 		ReceivedAt:  receivedAt,
-		Body:        body,
+		Body:        event.RedactBody(body), // pre-signed document links are never stored
 	}
 }
 

@@ -152,7 +152,7 @@ func TestAcceptsAndEnqueues(t *testing.T) {
 			t.Fatalf("job = %s %s %s", j.ID, j.RequestID, j.EnqueuedAt)
 		}
 	}
-	if string(ev.Raw) != certBody || !ev.ReceivedAt.Equal(testNow) || ev.AgencyID != seedAgency {
+	if string(ev.Raw) != string(event.RedactBody([]byte(certBody))) || !ev.ReceivedAt.Equal(testNow) || ev.AgencyID != seedAgency {
 		t.Fatalf("event raw/receivedAt/agency not carried: %s %s", ev.ReceivedAt, ev.AgencyID)
 	}
 	if hs.metrics.get(obs.MetricWebhooksAccepted, obs.Dims{"Source": "cowbell"}) != 1 ||
@@ -350,7 +350,7 @@ func TestBase64BodyIsDecodedBeforeParsing(t *testing.T) {
 	if body["eventId"] != body2["eventId"] {
 		t.Fatalf("base64 and plain deliveries differ: %v vs %v", body["eventId"], body2["eventId"])
 	}
-	if raw := string(hs.queue.all()[0].Event.Raw); raw != certBody {
+	if raw := string(hs.queue.all()[0].Event.Raw); raw != string(event.RedactBody([]byte(certBody))) {
 		t.Fatalf("raw body not decoded: %.60s", raw)
 	}
 }
@@ -422,7 +422,7 @@ func TestMalformedJSON(t *testing.T) {
 		t.Fatalf("quarantine records = %d, want 1", len(recs))
 	}
 	for _, q := range recs {
-		if string(q.Body) != truncated || q.Source != "cowbell" || !strings.HasPrefix(q.Reason, "malformed JSON") {
+		if string(q.Body) != string(event.RedactBody([]byte(truncated))) || q.Source != "cowbell" || !strings.HasPrefix(q.Reason, "malformed JSON") {
 			t.Fatalf("record = %+v", q)
 		}
 	}
@@ -576,5 +576,22 @@ func TestNewRequiresPorts(t *testing.T) {
 	}
 	if _, err := New(Config{Credentials: &fakeCreds{}, Queue: &fakeQueue{}}); err == nil {
 		t.Fatal("New without quarantine = nil error")
+	}
+}
+
+func TestPresignedDocumentURLNeverTravels(t *testing.T) {
+	hs := newHarness(t)
+	resp, _ := hs.do(t, post("cowbell", cowbellToken, certBody))
+	if resp.StatusCode != 202 {
+		t.Fatalf("status = %d", resp.StatusCode)
+	}
+	for _, j := range hs.queue.all() {
+		msg, err := jobs.Marshal(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(msg, "SECRETSIG") || strings.Contains(msg, "docs.example") {
+			t.Fatalf("job message carries the pre-signed document link: %s", msg)
+		}
 	}
 }
