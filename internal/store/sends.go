@@ -534,7 +534,9 @@ func (s *Store) QuerySends(ctx context.Context, f SendFilter) ([]Send, string, e
 	}
 	var parts []queryPart
 	if f.CertificateID != "" {
-		parts = []queryPart{{index: GSI1, pk: "GSI1PK", sk: "GSI1SK", value: CertificateIndexKey(f.CertificateID)}}
+		// A certificate's sends are few: read its index partition and apply any
+		// from/to bounds as a filter (either may be open).
+		parts = []queryPart{{index: GSI1, pk: "GSI1PK", sk: "GSI1SK", value: CertificateIndexKey(f.CertificateID), from: f.From.UTC(), to: f.To.UTC()}}
 	} else {
 		from, to := f.From.UTC(), f.To.UTC()
 		if to.IsZero() {
@@ -595,7 +597,7 @@ func (s *Store) QuerySends(ctx context.Context, f SendFilter) ([]Send, string, e
 				if err := attributevalue.UnmarshalMap(item, &rec); err != nil {
 					return nil, "", fmt.Errorf("decode send: %w", err)
 				}
-				if !p.from.IsZero() && (rec.CreatedAt.Before(p.from) || rec.CreatedAt.After(p.to)) {
+				if (!p.from.IsZero() && rec.CreatedAt.Before(p.from)) || (!p.to.IsZero() && rec.CreatedAt.After(p.to)) {
 					continue
 				}
 				if !sendMatches(rec, f, s.now()) {

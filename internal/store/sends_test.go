@@ -302,6 +302,17 @@ func TestQuerySends(t *testing.T) {
 	if len(byCert) != 3 {
 		t.Fatalf("by certificate: %d, want 3", len(byCert))
 	}
+	// Date bounds apply to a certificate's sends too (created 11-21, 11-22, 11-23 at 14:02).
+	day22 := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	if n := len(all(store.SendFilter{CertificateID: "other-cert", From: day22})); n != 2 {
+		t.Fatalf("by certificate from 11-22: %d, want 2", n)
+	}
+	if n := len(all(store.SendFilter{CertificateID: "other-cert", To: day22.Add(24*time.Hour - time.Nanosecond)})); n != 2 {
+		t.Fatalf("by certificate to 11-22: %d, want 2", n)
+	}
+	if n := len(all(store.SendFilter{CertificateID: "other-cert", From: day22, To: day22.Add(24*time.Hour - time.Nanosecond)})); n != 1 {
+		t.Fatalf("by certificate on 11-22: %d, want 1", n)
+	}
 	byHolder := all(store.SendFilter{From: clk.now().AddDate(0, 0, -10), To: clk.now(), Holder: "someone@else.EXAMPLE"})
 	if len(byHolder) != 3 {
 		t.Fatalf("by holder email: %d, want 3", len(byHolder))
