@@ -20,7 +20,7 @@ run: tools
 test: tools lint
 	$(GO) test -count=1 -timeout 30m ./...
 
-## tools: install the npm-delivered local stand-ins into $(TOOLS_DIR) (ignored by git)
+## tools: install the npm-delivered local stand-ins into $(TOOLS_DIR) (ignored by git), and chromium (as root, apt-get) for the browser test
 tools:
 	@$(GO) run ./cmd/coiflow tools --dir $(TOOLS_DIR)
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 
@@ -31,6 +33,15 @@ func cmdTools(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err := tools.Install(ctx, abs, stderr); err != nil {
 		return fail(stderr, "tools", err)
+	}
+	// Debian's chromium, for the approvals page's browser test. When it cannot be
+	// installed here (not root), say so and go on: that test fails with the same
+	// message, and everything else works without it.
+	if err := tools.EnsureChromium(ctx, stderr); err != nil {
+		if !errors.Is(err, tools.ErrChromiumMissing) {
+			return fail(stderr, "tools", err)
+		}
+		fmt.Fprintf(stderr, "coiflow tools: warning: %v\n", err)
 	}
 	return exitOK
 }

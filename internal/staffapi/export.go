@@ -38,11 +38,11 @@ const exportPageSize = maxLimit
 // maxExportPages stops a pipeline that would page forever.
 const maxExportPages = 10_000
 
-// errExportTooLarge is the 413 of an export over MaxExportBytes.
-func errExportTooLarge(format string) error {
+// errExportTooLarge is the 413 of an export over limit bytes as sent.
+func errExportTooLarge(format string, limit int) error {
 	return errorf(http.StatusRequestEntityTooLarge,
 		"the %s export is larger than the %.1f MB one response can carry: narrow the date range or the filters, or use `coiflow export`, which pages through the sends itself",
-		strings.ToUpper(format), float64(MaxExportBytes)/1e6)
+		strings.ToUpper(format), float64(limit)/1e6)
 }
 
 // Export formats.
@@ -102,9 +102,9 @@ type exportMeta struct {
 type exportWriter interface {
 	// add appends one record.
 	add(r *sending.SendRecord) error
-	// overLimit reports whether the body certainly exceeds MaxExportBytes
-	// already (checked after each record, to stop early).
-	overLimit() bool
+	// overLimit reports whether the body certainly exceeds limit bytes as
+	// sent already (checked after each record, to stop early).
+	overLimit(limit int) bool
 	// finish returns the file.
 	finish() ([]byte, error)
 	// close releases resources (temporary files); safe after finish.
@@ -159,9 +159,9 @@ func (s *Server) exportSends(ctx context.Context, r *request) (response, error) 
 	if binary {
 		sent = base64Len(len(body))
 	}
-	if sent > MaxExportBytes {
+	if sent > s.exportLimit {
 		r.Log.InfoContext(ctx, "export too large", "format", format, "rows", rows, "bytes", len(body), "sentBytes", sent)
-		return response{}, errExportTooLarge(format)
+		return response{}, errExportTooLarge(format, s.exportLimit)
 	}
 	name := exportFileName(meta)
 	r.Log.InfoContext(ctx, "sends exported", "format", format, "rows", rows, "bytes", len(body), "sentBytes", sent,
@@ -194,6 +194,7 @@ func (s *Server) exportRange(r *request, q *sending.SendQuery) (exportMeta, erro
 	if q.CertificateID == "" {
 		if q.To.IsZero() {
 			q.To = now
+			toRaw = now.Format(dateLayout)
 		}
 		if q.From.IsZero() {
 			q.From = q.To.AddDate(0, 0, -7)
@@ -250,8 +251,8 @@ func (s *Server) streamSends(ctx context.Context, q sending.SendQuery, meta expo
 				return rows, fmt.Errorf("export: row %d: %w", rows+1, err)
 			}
 			rows++
-			if w.overLimit() {
-				return rows, errExportTooLarge(meta.Format)
+			if w.overLimit(s.exportLimit) {
+				return rows, errExportTooLarge(meta.Format, s.exportLimit)
 			}
 		}
 		if page.Next == "" {
@@ -390,7 +391,7 @@ func (e *csvExport) add(r *sending.SendRecord) error {
 	return e.w.Error()
 }
 
-func (e *csvExport) overLimit() bool { return e.sent > MaxExportBytes }
+func (e *csvExport) overLimit(limit int) bool { return e.sent > limit }
 
 func (e *csvExport) finish() ([]byte, error) {
 	if !e.header {

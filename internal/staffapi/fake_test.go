@@ -162,8 +162,12 @@ func (f *fakeSending) QuerySends(_ context.Context, q sending.SendQuery) (sendin
 	if f.fail != nil {
 		return sending.SendPage{}, f.fail
 	}
-	if q.Cursor != "" && q.Cursor != "page-2" {
-		return sending.SendPage{}, fmt.Errorf("cursor: %w", sending.ErrInvalid)
+	// Cursors are "page-N" (N >= 2): the records after (N-1)*Limit.
+	pageNo := 1
+	if q.Cursor != "" {
+		if _, err := fmt.Sscanf(q.Cursor, "page-%d", &pageNo); err != nil || pageNo < 2 || q.Cursor != fmt.Sprintf("page-%d", pageNo) {
+			return sending.SendPage{}, fmt.Errorf("cursor: %w", sending.ErrInvalid)
+		}
 	}
 	var out []sending.SendRecord
 	for _, s := range f.sends {
@@ -178,9 +182,10 @@ func (f *fakeSending) QuerySends(_ context.Context, q sending.SendQuery) (sendin
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b sending.SendRecord) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	out = out[min(len(out), (pageNo-1)*q.Limit):]
 	page := sending.SendPage{Sends: out}
 	if len(out) > q.Limit {
-		page.Sends, page.Next = out[:q.Limit], "page-2"
+		page.Sends, page.Next = out[:q.Limit], fmt.Sprintf("page-%d", pageNo+1)
 	}
 	return page, nil
 }

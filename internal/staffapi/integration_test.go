@@ -55,6 +55,7 @@ type stack struct {
 	sandbox *nowcertssandbox.Sandbox
 	token   string
 	apiLogs *syncBuffer
+	store   *store.Store // the table the api function uses
 	seq     int
 }
 
@@ -93,12 +94,13 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(env.DynamoDB(), vars["TABLE_NAME"])
 	worker := sending.New(sending.Deps{
-		Store:    store.New(env.DynamoDB(), vars["TABLE_NAME"]),
+		Store:    st,
 		NowCerts: nc,
 		Logger:   wlog,
 	})
-	return &stack{api: api, worker: worker, sandbox: sb, token: token, apiLogs: logs}
+	return &stack{api: api, worker: worker, sandbox: sb, token: token, apiLogs: logs, store: st}
 }
 
 // call invokes the api function the way API Gateway does (payload 2.0 JSON in,

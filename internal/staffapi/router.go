@@ -15,6 +15,8 @@ type route struct {
 	pattern string
 	segs    []string
 	serve   func(ctx context.Context, r *request) (response, error)
+	// public routes are served without authentication (the page shell only).
+	public bool
 }
 
 // request is what a route's function sees: an authenticated, parsed request.
@@ -42,6 +44,13 @@ type response struct {
 // newRoute compiles one routes-table entry.
 func newRoute(method, pattern string, serve func(context.Context, *request) (response, error)) route {
 	return route{method: method, pattern: pattern, segs: splitPath(pattern), serve: serve}
+}
+
+// newPublicRoute compiles a routes-table entry served without authentication.
+func newPublicRoute(method, pattern string, serve func(context.Context, *request) (response, error)) route {
+	rt := newRoute(method, pattern, serve)
+	rt.public = true
+	return rt
 }
 
 // name is how logs identify the route ("POST /api/holds/{id}/approve").

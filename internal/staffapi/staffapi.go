@@ -1,7 +1,8 @@
 // Package staffapi is the staff API behind /api/ (the api function): holds
-// (list, approve, reject) and sends (search, get, resend).
+// (list, approve, reject), sends (search, get, resend, export), quarantined
+// events, and the approvals and exceptions page at /app.
 //
-// Routes (all JSON; every error is {"error": "...", "requestId": "..."}):
+// Routes (JSON unless said; every error is {"error": "...", "requestId": "..."}):
 //
 //	GET  /api/holds?status=pending|approved|rejected&limit=N
 //	POST /api/holds/{id}/approve   body optional: {"note": "..."}
@@ -9,13 +10,19 @@
 //	POST /api/sends/{id}/resend    body required: {"reason": "..."}
 //	GET  /api/sends?certificateId=&holder=&from=&to=&status=&limit=&cursor=
 //	GET  /api/sends/{id}
+//	GET  /api/sends/export?certificateId=&holder=&from=&to=&status=&format=csv|xlsx
+//	     every matching send as a CSV or XLSX attachment (see export.go; an
+//	     export over MaxExportBytes as sent is a 413: narrow it or use
+//	     `coiflow export`)
+//	GET  /api/quarantine?limit=N   quarantined webhook bodies, newest first
+//	GET  /app                      the page (HTML shell; no data, no auth: see page.go)
 //
 // from/to take RFC3339 or YYYY-MM-DD (a date is a UTC day; to=DATE includes that
 // whole day). limit is 1..500 (default 50). An unknown path is 404, a known path
 // with another method 405; the service's not-found is 404, its conflict
 // (e.g. a hold already decided) 409, its invalid-request 400.
 //
-// Every request is authenticated first (see NewAuthenticator): in AWS the
+// Every request but GET /app is authenticated first (see NewAuthenticator): in AWS the
 // principal comes from API Gateway's JWT authorizer, locally from a bearer token
 // listed in the staff secret. The approver, rejecter or resend requester recorded
 // by the send pipeline is always that principal, never a value from the body.
@@ -57,6 +64,8 @@ type Sending interface {
 type Config struct {
 	Sending Sending
 	Auth    Authenticator
+	// Quarantine lists quarantined events (GET /api/quarantine); nil answers 501.
+	Quarantine QuarantineLister
 	// Logger receives one line per request (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -65,11 +74,15 @@ type Config struct {
 
 // Server serves the staff API. It is safe for concurrent use.
 type Server struct {
-	svc    Sending
-	auth   Authenticator
-	log    *slog.Logger
-	now    func() time.Time
-	routes []route
+	svc        Sending
+	auth       Authenticator
+	quarantine QuarantineLister
+	page       *page
+	// exportLimit is MaxExportBytes (tests lower it).
+	exportLimit int
+	log         *slog.Logger
+	now         func() time.Time
+	routes      []route
 }
 
 // New returns a Server.
@@ -80,7 +93,12 @@ func New(c Config) (*Server, error) {
 	if c.Auth == nil {
 		return nil, errors.New("staffapi: no authenticator")
 	}
-	s := &Server{svc: c.Sending, auth: c.Auth, log: c.Logger, now: c.Now}
+	pg, err := loadPage()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{svc: c.Sending, auth: c.Auth, quarantine: c.Quarantine, page: pg,
+		exportLimit: MaxExportBytes, log: c.Logger, now: c.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -102,6 +120,9 @@ func (s *Server) routeTable() []route {
 		newRoute(http.MethodGet, "/api/sends", s.querySends),
 		newRoute(http.MethodGet, "/api/sends/{id}", s.getSend),
 		newRoute(http.MethodPost, "/api/sends/{id}/resend", s.resendSend),
+		newRoute(http.MethodGet, "/api/sends/export", s.exportSends),
+		newRoute(http.MethodGet, "/api/quarantine", s.listQuarantine),
+		newPublicRoute(http.MethodGet, "/app", s.servePage),
 	}
 }
 
@@ -142,16 +163,22 @@ func (s *Server) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 }
 
 // serve authenticates, routes and runs one request. It returns the principal
-// and route name for the log line even when it fails.
+// and route name for the log line even when it fails. Public routes (the page
+// shell, which holds no data) skip authentication; everything else, including
+// an unknown path, needs an identity first.
 func (s *Server) serve(ctx context.Context, ev *events.APIGatewayV2HTTPRequest, reqID, method, path string, log *slog.Logger) (response, string, string, error) {
-	principal, err := s.auth.Authenticate(ctx, ev)
-	if err != nil {
-		if errors.Is(err, errUnauthenticated) {
-			return response{}, "", "", &authError{err: err}
-		}
-		return response{}, "", "", err
-	}
 	res := lookup(s.routes, method, path)
+	principal := ""
+	if res.route == nil || !res.route.public {
+		var err error
+		principal, err = s.auth.Authenticate(ctx, ev)
+		if err != nil {
+			if errors.Is(err, errUnauthenticated) {
+				return response{}, "", "", &authError{err: err}
+			}
+			return response{}, "", "", err
+		}
+	}
 	if res.route == nil {
 		if len(res.allow) > 0 {
 			return response{}, principal, "", &apiError{status: http.StatusMethodNotAllowed,

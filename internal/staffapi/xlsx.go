@@ -21,11 +21,11 @@ const (
 	xlsxHeaderRow = 4
 	// maxSheetName is Excel's limit on sheet names (UTF-16 code units).
 	maxSheetName = 31
-	// xlsxRawLimit stops streaming once the cells alone hold this much text: the
-	// compressed file would certainly be too large to send.
-	xlsxRawLimit = 10 * MaxExportBytes
-	xlsxDateFmt  = "yyyy-mm-dd hh:mm:ss"
-	xlsxTable    = "SendLog"
+	// xlsxRawFactor: streaming stops once the cells alone hold this many times
+	// the limit in text: the compressed file would certainly be too large.
+	xlsxRawFactor = 10
+	xlsxDateFmt   = "yyyy-mm-dd hh:mm:ss"
+	xlsxTable     = "SendLog"
 )
 
 // xlsxExport streams rows into an excelize StreamWriter.
@@ -183,7 +183,9 @@ func (e *xlsxExport) add(r *sending.SendRecord) error {
 }
 
 // overLimit also stops before the sheet's last row (1,048,576).
-func (e *xlsxExport) overLimit() bool { return e.raw > xlsxRawLimit || e.row >= excelize.TotalRows }
+func (e *xlsxExport) overLimit(limit int) bool {
+	return e.raw > xlsxRawFactor*limit || e.row >= excelize.TotalRows
+}
 
 func (e *xlsxExport) finish() ([]byte, error) {
 	last := max(e.row, xlsxHeaderRow+1) // a table has at least one row under its header

@@ -58,14 +58,15 @@ func API(ctx context.Context, d Deps) (lambda.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	st := store.New(dynamodb.NewFromConfig(d.AWS), table)
 	svc := sending.New(sending.Deps{
-		Store:    store.New(dynamodb.NewFromConfig(d.AWS), table),
+		Store:    st,
 		NowCerts: nc,
 		Timeline: oneJob{pub},
 		Metrics:  metrics,
 		Logger:   log,
 	})
-	srv, err := staffapi.New(staffapi.Config{Sending: svc, Auth: auth, Logger: log})
+	srv, err := staffapi.New(staffapi.Config{Sending: svc, Auth: auth, Quarantine: st, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
