@@ -1,11 +1,13 @@
 // Command coiflow is the operator CLI: it runs the whole system locally,
-// invokes one function on an event file, shows the queues, and installs the
-// local tools.
+// invokes one function on an event file, shows the queues, redrives dead-letter
+// queues, replays quarantined webhooks, and installs the local tools.
 //
 //	coiflow run                      start everything locally (what `make run` does)
 //	coiflow queues                   queue depths and the latest jobs of a running system
 //	coiflow invoke FUNCTION EVENT    run a function's handler on an event (like `sam local invoke`)
 //	coiflow tools [--dir .tools]     install the npm-delivered local stand-ins (`make tools`)
+//	coiflow redrive QUEUE            move a DLQ's messages back to its source queue
+//	coiflow quarantine list|replay   show quarantined bodies; replay one the parser reads now
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
@@ -34,6 +36,8 @@ func commands() []command {
 		{"queues", "show queue depths (visible / in flight / DLQ) and the latest jobs of a running system", cmdQueues},
 		{"invoke", "run one function's handler on an event file and print the Lambda response (like sam local invoke)", cmdInvoke},
 		{"tools", "install the npm-delivered local stand-ins (DynamoDB Local, local-aws-sqs)", cmdTools},
+		{"redrive", "move the messages of a dead-letter queue back to its source queue, with progress", cmdRedrive},
+		{"quarantine", "list quarantined webhook bodies; replay one the parser can read now", cmdQuarantine},
 	}
 }
 
@@ -71,7 +75,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: coiflow <command> [flags] [args]\n\ncommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun `coiflow <command> -h` for a command's flags.\n")
 }

@@ -30,6 +30,9 @@ type Quarantined struct {
 	ReceivedAt  time.Time `dynamodbav:"receivedAt"`
 	// Body is exactly as received (after base64 decoding).
 	Body []byte `dynamodbav:"body"`
+	// Replay is the latest replay of the record (nil: never replayed); see
+	// MarkQuarantineReplayed in quarantine_replay.go.
+	Replay *QuarantineReplay `dynamodbav:"replay,omitempty"`
 }
 
 func quarantineKey(id string) map[string]types.AttributeValue {
