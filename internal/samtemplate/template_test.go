@@ -10,7 +10,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -386,27 +385,32 @@ var envName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 // settings): string-literal arguments of Getenv, LookupEnv, Require, Or and
 // calls of an Env value. It maps each variable to the files (relative to
 // root) that read it.
+// envReadByCode finds the configuration variables read by the code the Lambda
+// functions actually link: the module's packages in `go list -deps
+// ./functions/...` (CLI-only and local-stack packages are not deployed, so what
+// they read is not the template's business).
 func envReadByCode(root string) (map[string][]string, error) {
+	cmd := exec.Command("go", "list", "-deps", "-f",
+		`{{if .Module}}{{if eq .Module.Path "github.com/coiflow/coiflow"}}{{.Dir}}|{{join .GoFiles ","}}{{end}}{{end}}`,
+		"./functions/...")
+	cmd.Dir = root
+	listed, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list the functions' packages: %w", err)
+	}
 	out := map[string][]string{}
 	fset := token.NewFileSet()
-	for _, dir := range []string{"functions", "internal"} {
-		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
+	for line := range strings.Lines(string(listed)) {
+		dir, files, ok := strings.Cut(strings.TrimSpace(line), "|")
+		if !ok || files == "" {
+			continue
+		}
+		for _, name := range strings.Split(files, ",") {
+			path := filepath.Join(dir, name)
 			rel, _ := filepath.Rel(root, path)
-			if d.IsDir() {
-				if rel == filepath.Join("internal", "local") || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return nil
-			}
 			f, err := parser.ParseFile(fset, path, nil, 0)
 			if err != nil {
-				return nil // a file mid-edit by someone else; the build catches real errors
+				return nil, fmt.Errorf("parse %s: %w", rel, err)
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
 				call, ok := n.(*ast.CallExpr)
@@ -438,10 +442,6 @@ func envReadByCode(root string) (map[string][]string, error) {
 				}
 				return true
 			})
-			return nil
-		})
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
 		}
 	}
 	return out, nil
