@@ -412,6 +412,17 @@ func (w *W) count(name string) { w.m.Count(name, 1, nil) }
 
 func (w *W) forward(metric string) { w.count(metric) }
 `)
+	// A Count/Duration call with a string literal in a file without obs is
+	// another API (here the flag package), not a metric.
+	write("cmd/tool/flags.go", `package main
+
+import (
+	"flag"
+	"time"
+)
+
+func flags(fs *flag.FlagSet) { _ = fs.Duration("visibility", time.Minute, "how long") }
+`)
 	write("internal/a/a_test.go", `package a
 
 func helper(w *W) { w.m.Count(o.MetricT, 1, nil) }

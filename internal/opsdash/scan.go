@@ -287,10 +287,12 @@ func (sc *scanner) visitCall(pkg, fn string, params map[string]int, obsName stri
 	}
 }
 
-// metricArg reads a metric name argument: an obs string constant or a string literal.
+// metricArg reads a metric name argument: an obs string constant, or a string
+// literal in a file that imports obs (elsewhere a Count/Duration/Emit call with a
+// literal is someone else's API, e.g. flag.Duration("visibility", ...)).
 func (sc *scanner) metricArg(e ast.Expr, obsName string) (string, bool) {
 	if s, ok := stringLit(e); ok {
-		return s, true
+		return s, obsName != ""
 	}
 	sel, ok := e.(*ast.SelectorExpr)
 	if !ok || obsName == "" {
