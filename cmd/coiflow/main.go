@@ -1,6 +1,7 @@
 // Command coiflow is the operator CLI: it runs the whole system locally,
 // invokes one function on an event file, shows the queues, redrives dead-letter
-// queues, replays quarantined webhooks, and installs the local tools.
+// queues, replays quarantined webhooks, exports the send log, and installs the
+// local tools.
 //
 //	coiflow run                      start everything locally (what `make run` does)
 //	coiflow queues                   queue depths and the latest jobs of a running system
@@ -8,6 +9,7 @@
 //	coiflow tools [--dir .tools]     install the npm-delivered local stand-ins (`make tools`)
 //	coiflow redrive QUEUE            move a DLQ's messages back to its source queue
 //	coiflow quarantine list|replay   show quarantined bodies; replay one the parser reads now
+//	coiflow export [--from D --to D] the send log as CSV or XLSX, paged through the staff API
 //
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
@@ -38,6 +40,7 @@ func commands() []command {
 		{"tools", "install the npm-delivered local stand-ins (DynamoDB Local, local-aws-sqs)", cmdTools},
 		{"redrive", "move the messages of a dead-letter queue back to its source queue, with progress", cmdRedrive},
 		{"quarantine", "list quarantined webhook bodies; replay one the parser can read now", cmdQuarantine},
+		{"export", "write the send log (filtered by dates, certificate, holder, status) as CSV or XLSX, with progress", cmdExport},
 	}
 }
 

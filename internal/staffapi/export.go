@@ -3,23 +3,24 @@ package staffapi
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/coiflow/coiflow/internal/sendexport"
 	"github.com/coiflow/coiflow/internal/sending"
 )
 
 // Exports: GET /api/sends/export?from=&to=&certificateId=&holder=&status=&format=csv|xlsx
 //
 // The export reads every page of the send query and answers one file (CSV by
-// default). Without certificateId the range defaults to the last 7 days, like
-// GET /api/sends; with certificateId the certificate's whole history is read
-// and from/to, when given, narrow it by creation time.
+// default) written by internal/sendexport. Without certificateId the range
+// defaults to the last 7 days, like GET /api/sends; with certificateId the
+// certificate's whole history is read and from/to, when given, narrow it by
+// creation time.
 //
 // A Lambda behind API Gateway answers at most 6 MB, counted on the response as
 // sent: the XLSX body is base64 (4/3 of the file) and the CSV body a JSON string.
@@ -38,6 +39,10 @@ const exportPageSize = maxLimit
 // maxExportPages stops a pipeline that would page forever.
 const maxExportPages = 10_000
 
+// xlsxRawFactor: an XLSX export stops once its cells alone hold this many
+// times the limit in text: the compressed file would certainly be too large.
+const xlsxRawFactor = 10
+
 // errExportTooLarge is the 413 of an export over limit bytes as sent.
 func errExportTooLarge(format string, limit int) error {
 	return errorf(http.StatusRequestEntityTooLarge,
@@ -45,70 +50,59 @@ func errExportTooLarge(format string, limit int) error {
 		strings.ToUpper(format), float64(limit)/1e6)
 }
 
-// Export formats.
-const (
-	formatCSV  = "csv"
-	formatXLSX = "xlsx"
-)
-
-// Content types of the export formats.
-const (
-	contentTypeCSV  = "text/csv; charset=utf-8; header=present"
-	contentTypeXLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-)
-
-// exportColumn is one column of the send log export.
-type exportColumn struct {
-	title string
-	width float64 // XLSX column width (characters)
-	text  func(r *sending.SendRecord) string
-	time  func(r *sending.SendRecord) time.Time // set for date columns instead of text
+// exportFile is an export being written into memory, with its size as the
+// Lambda response will carry it.
+type exportFile struct {
+	format string
+	buf    bytes.Buffer
+	// sent is the CSV body's length as a JSON string (without the quotes),
+	// kept as bytes are written.
+	sent int
+	w    sendexport.Writer
+	xlsx *sendexport.XLSX // the same writer, for an XLSX export
 }
 
-// exportColumns are the export's columns, in order. Times are UTC.
-var exportColumns = []exportColumn{
-	{title: "Send ID", width: 26, text: func(r *sending.SendRecord) string { return r.ID }},
-	{title: "Certificate ID", width: 38, text: func(r *sending.SendRecord) string { return r.CertificateID }},
-	{title: "Holder ID", width: 38, text: func(r *sending.SendRecord) string { return r.HolderID }},
-	{title: "Holder name", width: 30, text: func(r *sending.SendRecord) string { return r.HolderName }},
-	{title: "Holder email", width: 32, text: func(r *sending.SendRecord) string { return r.HolderEmail }},
-	{title: "Channel", width: 10, text: func(r *sending.SendRecord) string { return r.Channel }},
-	{title: "Status", width: 11, text: func(r *sending.SendRecord) string { return r.Status }},
-	{title: "Approved by", width: 26, text: func(r *sending.SendRecord) string { return r.ApprovedBy }},
-	{title: "Approved at (UTC)", width: 20, time: func(r *sending.SendRecord) time.Time { return r.ApprovedAt }},
-	{title: "Created at (UTC)", width: 20, time: func(r *sending.SendRecord) time.Time { return r.CreatedAt }},
-	{title: "Sent at (UTC)", width: 20, time: func(r *sending.SendRecord) time.Time { return r.SentAt }},
-	{title: "NowCerts answer", width: 40, text: func(r *sending.SendRecord) string { return r.NowCertsAnswer }},
-	{title: "Error", width: 40, text: func(r *sending.SendRecord) string { return r.Error }},
-	{title: "Event ID", width: 28, text: func(r *sending.SendRecord) string { return r.EventID }},
-	{title: "Request ID", width: 28, text: func(r *sending.SendRecord) string { return r.RequestID }},
-	{title: "Resend of", width: 26, text: func(r *sending.SendRecord) string { return r.ResendOf }},
+func newExportFile(format string, m sendexport.Meta) (*exportFile, error) {
+	e := &exportFile{format: format}
+	if format == sendexport.FormatXLSX {
+		x, err := sendexport.NewXLSX(&e.buf, m)
+		if err != nil {
+			return nil, err
+		}
+		e.w, e.xlsx = x, x
+		return e, nil
+	}
+	e.w = sendexport.NewCSV(countingWriter{e})
+	return e, nil
 }
 
-// exportMeta describes an export: its filters, for the file name and the title rows.
-type exportMeta struct {
-	Format        string
-	CertificateID string
-	Holder        string
-	Status        string
-	From, To      time.Time // the effective range ("" labels when open)
-	FromLabel     string    // for the file name: a date, a compact timestamp, or "start"
-	ToLabel       string
-	ExportedAt    time.Time
-	ExportedBy    string
+// countingWriter appends to the export's buffer, counting JSON-escaped bytes.
+type countingWriter struct{ e *exportFile }
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	c.e.sent += jsonStringLen(p)
+	return c.e.buf.Write(p)
 }
 
-// exportWriter receives the rows of an export and produces the file.
-type exportWriter interface {
-	// add appends one record.
-	add(r *sending.SendRecord) error
-	// overLimit reports whether the body certainly exceeds limit bytes as
-	// sent already (checked after each record, to stop early).
-	overLimit(limit int) bool
-	// finish returns the file.
-	finish() ([]byte, error)
-	// close releases resources (temporary files); safe after finish.
-	close()
+// overLimit reports whether the body certainly exceeds limit bytes as sent
+// already (checked after each record, to stop early).
+func (e *exportFile) overLimit(limit int) bool {
+	if e.xlsx != nil {
+		return e.xlsx.TextBytes() > xlsxRawFactor*limit
+	}
+	return e.sent > limit
+}
+
+// finish completes the file and returns the body and its size as sent.
+func (e *exportFile) finish() ([]byte, int, error) {
+	if err := e.w.Finish(); err != nil {
+		return nil, 0, err
+	}
+	body := e.buf.Bytes()
+	if e.xlsx != nil {
+		return body, base64Len(len(body)), nil
+	}
+	return body, e.sent, nil
 }
 
 // exportSends serves GET /api/sends/export.
@@ -116,12 +110,12 @@ func (s *Server) exportSends(ctx context.Context, r *request) (response, error) 
 	if err := onlyParams(r, "certificateId", "holder", "from", "to", "status", "format"); err != nil {
 		return response{}, err
 	}
-	format, err := oneOf(r, "format", []string{formatCSV, formatXLSX}, true)
+	format, err := oneOf(r, "format", []string{sendexport.FormatCSV, sendexport.FormatXLSX}, true)
 	if err != nil {
 		return response{}, err
 	}
 	if format == "" {
-		format = formatCSV
+		format = sendexport.FormatCSV
 	}
 	q, err := sendQuery(r)
 	if err != nil {
@@ -131,107 +125,68 @@ func (s *Server) exportSends(ctx context.Context, r *request) (response, error) 
 	if err != nil {
 		return response{}, err
 	}
-	meta.Format = format
 	meta.ExportedBy = r.Principal
 
-	var w exportWriter
-	if format == formatXLSX {
-		xw, err := newXLSXExport(meta)
-		if err != nil {
-			return response{}, err
-		}
-		w = xw
-	} else {
-		w = newCSVExport()
+	file, err := newExportFile(format, meta)
+	if err != nil {
+		return response{}, fmt.Errorf("export: %w", err)
 	}
-	defer w.close()
+	defer file.w.Close()
 
-	rows, err := s.streamSends(ctx, q, meta, w)
+	rows, err := s.streamSends(ctx, q, meta, file)
 	if err != nil {
 		return response{}, err
 	}
-	body, err := w.finish()
+	body, sent, err := file.finish()
 	if err != nil {
 		return response{}, fmt.Errorf("export: write %s: %w", format, err)
-	}
-	sent := jsonStringLen(body)
-	binary := format == formatXLSX
-	if binary {
-		sent = base64Len(len(body))
 	}
 	if sent > s.exportLimit {
 		r.Log.InfoContext(ctx, "export too large", "format", format, "rows", rows, "bytes", len(body), "sentBytes", sent)
 		return response{}, errExportTooLarge(format, s.exportLimit)
 	}
-	name := exportFileName(meta)
+	name := sendexport.FileName(meta, format)
 	r.Log.InfoContext(ctx, "sends exported", "format", format, "rows", rows, "bytes", len(body), "sentBytes", sent,
 		"certificateId", meta.CertificateID, "holder", maskEmails(meta.Holder), "sendStatus", meta.Status,
 		"from", stamp(meta.From), "to", stamp(meta.To), "file", maskEmails(name))
-	ct := contentTypeCSV
-	if binary {
-		ct = contentTypeXLSX
-	}
 	return response{
 		Status: http.StatusOK,
 		Header: map[string]string{
-			"Content-Type":        ct,
+			"Content-Type":        sendexport.ContentType(format),
 			"Content-Disposition": contentDisposition(name),
 			"X-Export-Rows":       fmt.Sprint(rows),
 		},
 		Body:   body,
-		Binary: binary,
+		Binary: format == sendexport.FormatXLSX,
 	}, nil
 }
 
-// exportRange fixes the range of an export (q is updated) and returns the
-// export's description. A day query without from/to covers the last 7 days (as
-// the pipeline's default), made explicit so the file name tells the truth.
-func (s *Server) exportRange(r *request, q *sending.SendQuery) (exportMeta, error) {
-	now := s.now().UTC()
-	m := exportMeta{CertificateID: q.CertificateID, Holder: q.Holder, Status: q.Status, ExportedAt: now}
+// exportRange fixes the range of an export (q is updated: the range made
+// explicit, the first page of exportPageSize) and returns the export's
+// description (sendexport.NewMeta, from the parameters as given).
+func (s *Server) exportRange(r *request, q *sending.SendQuery) (sendexport.Meta, error) {
 	fromRaw, _ := single(r, "from")
 	toRaw, _ := single(r, "to")
-	if q.CertificateID == "" {
-		if q.To.IsZero() {
-			q.To = now
-			toRaw = now.Format(dateLayout)
+	m, err := sendexport.NewMeta(sendexport.Filter{
+		CertificateID: q.CertificateID, Holder: q.Holder, Status: q.Status, From: fromRaw, To: toRaw,
+	}, s.now())
+	if err != nil {
+		var re *sendexport.RangeError
+		if errors.As(err, &re) {
+			return m, badParam(re.Param, "%s", re.Problem)
 		}
-		if q.From.IsZero() {
-			q.From = q.To.AddDate(0, 0, -7)
-			fromRaw = q.From.Format(dateLayout)
-		}
-		if q.To.Before(q.From) {
-			return m, badParam("from", "after to (to defaults to now)")
-		}
+		return m, err
 	}
-	m.From, m.To = q.From, q.To
-	m.FromLabel = rangeLabel(fromRaw, q.From, "start")
-	m.ToLabel = rangeLabel(toRaw, q.To, now.Format(dateLayout))
+	q.From, q.To = m.From, m.To
 	q.Limit = exportPageSize
 	q.Cursor = ""
 	return m, nil
 }
 
-// rangeLabel is how one end of the range appears in the file name: the date as
-// given, a compact UTC timestamp for an RFC3339 time, or open when absent.
-func rangeLabel(raw string, t time.Time, open string) string {
-	switch {
-	case raw != "" && len(raw) == len(dateLayout):
-		return raw
-	case !t.IsZero():
-		if t.Equal(t.Truncate(24 * time.Hour)) {
-			return t.Format(dateLayout)
-		}
-		return t.UTC().Format("20060102T150405Z")
-	default:
-		return open
-	}
-}
-
-// streamSends feeds every page of q to w, keeping records created within
+// streamSends feeds every page of q to file, keeping records created within
 // meta's range (the certificate index is not ordered by day), and stops with a
 // 413 as soon as the export is certainly too large.
-func (s *Server) streamSends(ctx context.Context, q sending.SendQuery, meta exportMeta, w exportWriter) (int, error) {
+func (s *Server) streamSends(ctx context.Context, q sending.SendQuery, meta sendexport.Meta, file *exportFile) (int, error) {
 	rows := 0
 	seen := map[string]bool{}
 	for pages := 0; ; pages++ {
@@ -244,15 +199,18 @@ func (s *Server) streamSends(ctx context.Context, q sending.SendQuery, meta expo
 		}
 		for i := range page.Sends {
 			rec := &page.Sends[i]
-			if (!meta.From.IsZero() && rec.CreatedAt.Before(meta.From)) || (!meta.To.IsZero() && rec.CreatedAt.After(meta.To)) {
+			if !meta.Contains(rec) {
 				continue
 			}
-			if err := w.add(rec); err != nil {
+			if err := file.w.Add(rec); err != nil {
+				if errors.Is(err, sendexport.ErrSheetFull) {
+					return rows, errExportTooLarge(file.format, s.exportLimit)
+				}
 				return rows, fmt.Errorf("export: row %d: %w", rows+1, err)
 			}
 			rows++
-			if w.overLimit(s.exportLimit) {
-				return rows, errExportTooLarge(meta.Format, s.exportLimit)
+			if file.overLimit(s.exportLimit) {
+				return rows, errExportTooLarge(file.format, s.exportLimit)
 			}
 		}
 		if page.Next == "" {
@@ -267,16 +225,6 @@ func (s *Server) streamSends(ctx context.Context, q sending.SendQuery, meta expo
 			return rows, err
 		}
 	}
-}
-
-// exportFileName is "coi-sends-<certificateId>-<from>_<to>.<format>" when the
-// export is of one certificate, else "coi-sends-<from>_<to>.<format>".
-func exportFileName(m exportMeta) string {
-	name := "coi-sends-"
-	if m.CertificateID != "" {
-		name += m.CertificateID + "-"
-	}
-	return name + m.FromLabel + "_" + m.ToLabel + "." + m.Format
 }
 
 // contentDisposition is an attachment header for name: an ASCII fallback in
@@ -297,136 +245,6 @@ func contentDisposition(name string) string {
 		h += "; filename*=UTF-8''" + url.PathEscape(name)
 	}
 	return h
-}
-
-// exportTitle is the first line of the XLSX sheet.
-func exportTitle(m exportMeta) string {
-	if m.CertificateID != "" {
-		return "COI sends — certificate " + m.CertificateID
-	}
-	return "COI sends"
-}
-
-// exportFilters describes the export's filters, for the XLSX sheet.
-func exportFilters(m exportMeta) string {
-	parts := []string{}
-	from, to := "the first send", "now"
-	if !m.From.IsZero() {
-		from = m.From.UTC().Format("2006-01-02 15:04:05")
-	}
-	if !m.To.IsZero() {
-		to = m.To.UTC().Format("2006-01-02 15:04:05")
-	}
-	parts = append(parts, "Created "+from+" to "+to+" UTC")
-	if m.CertificateID != "" {
-		parts = append(parts, "certificate "+m.CertificateID)
-	}
-	if m.Holder != "" {
-		parts = append(parts, "holder "+m.Holder)
-	}
-	if m.Status != "" {
-		parts = append(parts, "status "+m.Status)
-	}
-	parts = append(parts, "exported "+m.ExportedAt.UTC().Format("2006-01-02 15:04:05")+" UTC by "+m.ExportedBy)
-	return strings.Join(parts, " · ")
-}
-
-// ---- CSV
-
-// csvExport writes RFC 4180 CSV (CRLF line ends, a header row, UTF-8 without a
-// byte order mark). Cells starting with = + - @ (or a tab or carriage return)
-// get a leading ' so that spreadsheet programs do not run them as formulas.
-type csvExport struct {
-	buf bytes.Buffer
-	w   *csv.Writer
-	// sent is the body's length as a JSON string (without the quotes), kept
-	// as bytes are written.
-	sent   int
-	header bool
-	cells  []string
-}
-
-func newCSVExport() *csvExport {
-	e := &csvExport{}
-	e.w = csv.NewWriter(countingWriter{e})
-	e.w.UseCRLF = true
-	return e
-}
-
-// countingWriter appends to the export's buffer, counting JSON-escaped bytes.
-type countingWriter struct{ e *csvExport }
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	c.e.sent += jsonStringLen(p)
-	return c.e.buf.Write(p)
-}
-
-func (e *csvExport) writeHeader() error {
-	titles := make([]string, len(exportColumns))
-	for i, c := range exportColumns {
-		titles[i] = c.title
-	}
-	e.header = true
-	return e.w.Write(titles)
-}
-
-func (e *csvExport) add(r *sending.SendRecord) error {
-	if !e.header {
-		if err := e.writeHeader(); err != nil {
-			return err
-		}
-	}
-	e.cells = e.cells[:0]
-	for _, c := range exportColumns {
-		if c.time != nil {
-			e.cells = append(e.cells, csvTime(c.time(r)))
-		} else {
-			e.cells = append(e.cells, safeCell(c.text(r)))
-		}
-	}
-	if err := e.w.Write(e.cells); err != nil {
-		return err
-	}
-	e.w.Flush()
-	return e.w.Error()
-}
-
-func (e *csvExport) overLimit(limit int) bool { return e.sent > limit }
-
-func (e *csvExport) finish() ([]byte, error) {
-	if !e.header {
-		if err := e.writeHeader(); err != nil {
-			return nil, err
-		}
-	}
-	e.w.Flush()
-	if err := e.w.Error(); err != nil {
-		return nil, err
-	}
-	return e.buf.Bytes(), nil
-}
-
-func (e *csvExport) close() {}
-
-// csvTime is an RFC 3339 UTC time, "" when unset.
-func csvTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-// safeCell defuses formula injection: a cell that a spreadsheet would read as
-// a formula (= + - @, or a leading tab or carriage return) is prefixed with '.
-func safeCell(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
-		return "'" + s
-	}
-	return s
 }
 
 // ---- sizes as sent

@@ -41,8 +41,9 @@ func badParam(name, format string, args ...any) error {
 	return errorf(http.StatusBadRequest, "invalid %s: %s", name, fmt.Sprintf(format, args...))
 }
 
-// errorBody is every error response's JSON.
-type errorBody struct {
+// ErrorBody is every error response's JSON: the message for the caller and
+// the request id under which the API logged the request.
+type ErrorBody struct {
 	Error     string `json:"error"`
 	RequestID string `json:"requestId"`
 }
@@ -65,7 +66,7 @@ func jsonResponse(status int, v any) (response, error) {
 
 // errorResponse is the JSON error response; it cannot fail.
 func errorResponse(status int, msg, requestID string) response {
-	r, err := jsonResponse(status, errorBody{Error: msg, RequestID: requestID})
+	r, err := jsonResponse(status, ErrorBody{Error: msg, RequestID: requestID})
 	if err != nil { // strings always encode; keep a valid body regardless
 		return response{Status: status, Header: map[string]string{"Content-Type": "application/json; charset=utf-8"},
 			Body: []byte(`{"error":"internal error","requestId":""}` + "\n")}

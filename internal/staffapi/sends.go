@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coiflow/coiflow/internal/sendexport"
 	"github.com/coiflow/coiflow/internal/sending"
 )
 
@@ -101,26 +102,18 @@ func (s *Server) resendSend(ctx context.Context, r *request) (response, error) {
 	return jsonResponse(http.StatusOK, ResendResult{SendID: id, RequestedBy: r.Principal, Reason: why, Outcome: NewOutcomeView(out)})
 }
 
-// dateLayout is the date-only form from/to accept.
-const dateLayout = "2006-01-02"
-
-// timeParam reads an RFC3339 time or a YYYY-MM-DD date (a UTC day). A date
-// given as the end of a range (endOfDay) stands for the last instant of that
-// day, so to=2026-11-21 includes all of the 21st. Absent: the zero time.
+// timeParam reads an RFC3339 time or a YYYY-MM-DD date (a UTC day), as
+// sendexport.ParseTime: a date given as the end of a range (endOfDay) stands
+// for the last instant of that day, so to=2026-11-21 includes all of the 21st.
+// Absent: the zero time.
 func timeParam(r *request, name string, endOfDay bool) (time.Time, error) {
 	v, err := single(r, name)
 	if err != nil || v == "" {
 		return time.Time{}, err
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC(), nil
-	}
-	d, err := time.Parse(dateLayout, v)
+	t, err := sendexport.ParseTime(v, endOfDay)
 	if err != nil {
 		return time.Time{}, badParam(name, "want RFC3339 (2026-11-21T15:04:05Z) or a date (2026-11-21)")
 	}
-	if endOfDay {
-		return d.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
-	}
-	return d, nil
+	return t, nil
 }

@@ -1,8 +1,10 @@
 package staffapi
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/sending"
 )
 
@@ -167,6 +169,56 @@ func NewSendView(r sending.SendRecord) SendView {
 		})
 	}
 	return v
+}
+
+// Record is the send record v shows: the inverse of NewSendView, for clients
+// that read the API (`coiflow export` writes files from it with
+// internal/sendexport, as GET /api/sends/export does from the pipeline's
+// records). HolderEmailMasked, which the view leaves out, is derived again.
+// A time that is not RFC3339 is an error naming the field.
+func (v SendView) Record() (sending.SendRecord, error) {
+	r := sending.SendRecord{
+		ID: v.ID, Status: v.Status, CertificateID: v.CertificateID, Revision: v.Revision,
+		HolderID: v.HolderID, HolderName: v.HolderName, HolderEmail: v.HolderEmail, Fax: v.Fax,
+		Channel: v.Channel, AgencyID: v.AgencyID, InsuredID: v.InsuredID, InsuredName: v.InsuredName,
+		PolicyNumber: v.PolicyNumber, Source: v.Source, NowCertsAnswer: v.NowCertsAnswer, Error: v.Error,
+		EventID: v.EventID, RequestID: v.RequestID, HoldID: v.HoldID, ApprovedBy: v.ApprovedBy,
+		ResendOf: v.ResendOf, ResendBy: v.ResendBy, ResendReason: v.ResendReason, SupersededBy: v.SupersededBy,
+		Attempts: v.Attempts, HolderEmailMasked: obs.MaskEmail(v.HolderEmail),
+	}
+	var err error
+	for _, t := range []struct {
+		name string
+		in   string
+		out  *time.Time
+	}{
+		{"approvedAt", v.ApprovedAt, &r.ApprovedAt}, {"createdAt", v.CreatedAt, &r.CreatedAt},
+		{"sentAt", v.SentAt, &r.SentAt}, {"updatedAt", v.UpdatedAt, &r.UpdatedAt},
+	} {
+		if *t.out, err = unstamp(t.in); err != nil {
+			return sending.SendRecord{}, fmt.Errorf("send %s: %s: %w", v.ID, t.name, err)
+		}
+	}
+	for i, a := range v.History {
+		at, err := unstamp(a.At)
+		if err != nil {
+			return sending.SendRecord{}, fmt.Errorf("send %s: history[%d].at: %w", v.ID, i, err)
+		}
+		r.History = append(r.History, sending.Attempt{RequestID: a.RequestID, Status: a.Status, Answer: a.Answer, Error: a.Error, At: at})
+	}
+	return r, nil
+}
+
+// unstamp parses a time of the API (stamp's inverse; "" is the zero time).
+func unstamp(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("not an RFC3339 time: %q", s)
+	}
+	return t.UTC(), nil
 }
 
 // NewOutcomeView is the API's view of o.
