@@ -179,7 +179,7 @@ func (s *Service) recordFor(j jobs.Job, cert event.Certificate, r recipient) sto
 	ev := j.Event
 	rev := revisionOf(cert)
 	rec := store.Send{
-		ID:            SendID(cert.ID, r.Key, rev),
+		ID:            SendID(cert.ID, r.sendKey(), rev),
 		CertificateID: cert.ID,
 		Revision:      rev,
 		HolderID:      r.Key,
@@ -245,7 +245,7 @@ func orDefault(v, def string) string {
 func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons []string) error {
 	log := s.log.With("requestId", rec.RequestID, "eventId", rec.EventID, "certificateId", rec.CertificateID, "holderId", rec.HolderID)
 	h := store.Hold{
-		ID: HoldID(rec.CertificateID, r.Key, rec.Revision), SendID: rec.ID,
+		ID: HoldID(rec.CertificateID, r.sendKey(), rec.Revision), SendID: rec.ID,
 		CertificateID: rec.CertificateID, Revision: rec.Revision, HolderID: rec.HolderID, HolderName: rec.HolderName,
 		HolderEmail: rec.HolderEmail, Fax: rec.Fax, HistoricalIDs: r.HistoricalIDs,
 		AgencyID: rec.AgencyID, InsuredID: rec.InsuredID, InsuredName: rec.InsuredName, PolicyNumber: rec.PolicyNumber,

@@ -28,6 +28,17 @@ type recipient struct {
 
 func (r recipient) hasRecipient() bool { return len(r.Emails) > 0 || r.Fax != "" }
 
+// sendKey is the holder part of r's send key. A holder with neither email nor
+// fax gets a key of its own: its hold can never be approved (there is nothing
+// to send to), so the event that follows once the holder is fixed in NowCerts
+// must not be suppressed as a duplicate of it.
+func (r recipient) sendKey() string {
+	if r.Key != "" && !r.hasRecipient() {
+		return r.Key + "#no-recipient"
+	}
+	return r.Key
+}
+
 // channel names how the certificate travels: email, fax or email+fax.
 func channelOf(emails []string, fax string) string {
 	switch {

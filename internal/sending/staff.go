@@ -222,6 +222,18 @@ func (s *Service) resend(ctx context.Context, sendID, by, reason string) (Outcom
 	case store.SendRejected:
 		return Outcome{}, fmt.Errorf("%w: send %s was rejected (hold %s)", ErrConflict, sendID, orig.HoldID)
 	}
+	if orig.HoldID != "" {
+		// A failed approval leaves its hold pending and its send FAILED: a
+		// resend would bypass the hold, and approving the hold later would
+		// send the certificate a second time.
+		h, err := s.st.GetHold(ctx, orig.HoldID)
+		switch {
+		case err == nil && (h.Status == store.HoldPending || h.Status == store.HoldApproving):
+			return Outcome{}, fmt.Errorf("%w: send %s belongs to hold %s, which is %s: approve the hold instead", ErrConflict, sendID, orig.HoldID, h.Status)
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return Outcome{}, err
+		}
+	}
 	r := recipientOf(orig.HolderID, orig.HolderName, orig.HolderEmail, orig.Fax, nil)
 	if !r.hasRecipient() {
 		return Outcome{}, fmt.Errorf("%w: send %s has no email or fax", ErrInvalid, sendID)

@@ -321,7 +321,7 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 		if err != nil {
 			var ccf *types.ConditionalCheckFailedException
 			if errors.As(err, &ccf) {
-				return Send{}, s.claimConflict(ctx, rec.ID, ccf.Item)
+				return ownClaim(s.claimConflict(ctx, rec.ID, ccf.Item), c.Owner)
 			}
 			return Send{}, fmt.Errorf("claim send %s: %w", rec.ID, err)
 		}
@@ -344,7 +344,7 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 					return Send{}, &ClaimConflictError{ID: rec.ID, PolicyCancelled: true}
 				}
 				if isCCF(r1.Code) {
-					return Send{}, s.claimConflict(ctx, rec.ID, r1.Item)
+					return ownClaim(s.claimConflict(ctx, rec.ID, r1.Item), c.Owner)
 				}
 			}
 			return Send{}, fmt.Errorf("claim send %s: %w", rec.ID, err)
@@ -359,6 +359,18 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 }
 
 func isCCF(code *string) bool { return code != nil && *code == "ConditionalCheckFailed" }
+
+// ownClaim turns a claim conflict into success when the record is SENDING
+// under this very owner token: an earlier try of the same write (the SDK
+// retries a write whose answer was lost) already claimed it. Owner tokens are
+// random per claim, so nobody else can hold it.
+func ownClaim(err error, owner string) (Send, error) {
+	var ce *ClaimConflictError
+	if errors.As(err, &ce) && ce.Found && ce.Existing.Status == SendSending && ce.Existing.Owner == owner {
+		return ce.Existing, nil
+	}
+	return Send{}, err
+}
 
 // claimConflict builds the conflict error from the item a failed write returned,
 // reading it (consistently) only when the database did not return it.
