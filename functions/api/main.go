@@ -4,4 +4,4 @@ package main
 
 import "github.com/coiflow/coiflow/internal/wire"
 
-func main() { wire.Main("api") }
+func main() { wire.Main("api", wire.API) }

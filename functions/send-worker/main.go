@@ -4,4 +4,4 @@ package main
 
 import "github.com/coiflow/coiflow/internal/wire"
 
-func main() { wire.Main("send-worker") }
+func main() { wire.Main("send-worker", wire.SendWorker) }

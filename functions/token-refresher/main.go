@@ -5,4 +5,4 @@ package main
 
 import "github.com/coiflow/coiflow/internal/wire"
 
-func main() { wire.Main("token-refresher") }
+func main() { wire.Main("token-refresher", wire.TokenRefresher) }

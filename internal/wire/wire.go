@@ -58,21 +58,18 @@ func (e Env) Or(key, def string) string {
 	return def
 }
 
-// Main is what functions/<name>/main.go calls: build the named function from the
-// process environment and hand it to the Lambda runtime.
-func Main(name string) {
+// Main is what functions/<name>/main.go calls: build the function from the
+// process environment with its builder and hand it to the Lambda runtime. The
+// builder is passed (not looked up in Builders) so each binary links only its
+// own function's code.
+func Main(name string, build Builder) {
 	ctx := context.Background()
-	b, ok := Builders()[name]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "coiflow: no function named %q\n", name)
-		os.Exit(2)
-	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "coiflow %s: load AWS configuration: %v\n", name, err)
 		os.Exit(1)
 	}
-	h, err := b(ctx, Deps{Env: os.Getenv, AWS: cfg, Stdout: os.Stdout})
+	h, err := build(ctx, Deps{Env: os.Getenv, AWS: cfg, Stdout: os.Stdout})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "coiflow %s: %v\n", name, err)
 		os.Exit(1)
