@@ -25,23 +25,12 @@ import (
 	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/sandbox/crmsandbox"
 	"github.com/coiflow/coiflow/internal/store"
+	"github.com/coiflow/coiflow/internal/testsupport"
 
 	"net/http/httptest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var (
 	specOnce sync.Once
@@ -56,7 +45,7 @@ type fixture struct {
 	t       *testing.T
 	sb      *crmsandbox.Sandbox
 	st      *store.Store
-	clk     *clock
+	clk     *testsupport.Clock
 	hs      *hubspot.Client
 	metrics *bytes.Buffer
 	logs    *bytes.Buffer
@@ -75,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(specErr)
 	}
 	env := testenv.Get(t)
-	clk := &clock{t: time.Date(2026, 11, 21, 14, 2, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 11, 21, 14, 2, 0, 0, time.UTC))
 	sb := crmsandbox.New(crmsandbox.Options{Token: "pat-test", RateMax: 100000})
 	rec := spec.Wrap(sb, true)
 	srv := httptest.NewServer(rec)
@@ -89,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Errorf("HubSpot spec violation: %v", err)
 		}
 	})
-	return &fixture{t: t, sb: sb, st: store.New(env.DynamoDB(), env.NewTable(t)).WithClock(clk.now), clk: clk, hs: hs,
+	return &fixture{t: t, sb: sb, st: store.New(env.DynamoDB(), env.NewTable(t)).WithClock(clk.Now), clk: clk, hs: hs,
 		metrics: &bytes.Buffer{}, logs: &bytes.Buffer{}}
 }
 
@@ -101,7 +90,7 @@ func (f *fixture) worker(st crmsync.Store, c crm.CRM) *crmsync.Worker {
 	if c == nil {
 		c = f.hs
 	}
-	w, err := crmsync.New(crmsync.Config{CRM: c, Kind: "hubspot", Store: st, Now: f.clk.now,
+	w, err := crmsync.New(crmsync.Config{CRM: c, Kind: "hubspot", Store: st, Now: f.clk.Now,
 		Logger: obs.NewLogger(f.logs, "debug"), Metrics: obs.NewMetrics(f.metrics)})
 	if err != nil {
 		f.t.Fatal(err)
@@ -553,7 +542,7 @@ func TestTimelineCrashAfterNoteCreatedAddsNoSecondNote(t *testing.T) {
 	if len(f.sb.Requests()) != n {
 		t.Fatal("a busy note made CRM requests")
 	}
-	f.clk.add(10 * time.Minute)
+	f.clk.Add(10 * time.Minute)
 	if err := f.worker(cs, nil).Process(ctx, tl); err != nil {
 		t.Fatal(err)
 	}

@@ -96,6 +96,14 @@ func TestTimestampsOffsetAware(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"createDate":"yesterday"}`), &hol); err == nil {
 		t.Fatal("an unreadable timestamp was accepted")
 	}
+	// A row decoded into a used value keeps nothing of the old one.
+	rows := []Holder{{DatabaseID: "old", Email: "old@b.example", ChangeDate: time.Now()}}
+	if err := json.Unmarshal([]byte(`[{"databaseId":"y","changeDate":"","createDate":"2021-11-04"}]`), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if r := rows[0]; r.DatabaseID != "y" || r.Email != "" || !r.ChangeDate.IsZero() || r.CreateDate.Day() != 4 {
+		t.Fatalf("reused row = %+v", r)
+	}
 }
 
 func TestCredentialsRoundTrip(t *testing.T) {

@@ -1,6 +1,21 @@
 // Package nowcerts is the NowCerts (Momentum AMS) API client: token handling with
 // rotating refresh tokens stored in Secrets Manager, SendCertificate, Approve and
 // the OData list endpoints.
+//
+// Retries: 429, 5xx, timeouts and connection failures are retried with
+// exponential backoff and jitter (honouring Retry-After), within a bound;
+// reads and Approve (idempotent) always. SendCertificate is not idempotent, so
+// an answer that does not say whether NowCerts carried it out ends the call
+// with ErrOutcomeUnknown instead, never retried: no answer after the request
+// was written (timeout, reset), and HTTP 504 and 502 — a gateway answering
+// for NowCerts, which may have handed the request over (504: it stopped
+// waiting; 502: the connection to NowCerts broke, possibly mid-request).
+// SendCertificate still retries 429, 500, 503 and the other 5xx (NowCerts
+// refused the request) and connection failures before anything was sent.
+//
+// Ids: ValidGUID accepts a GUID with dashes (8-4-4-4-12) or without (32 hex
+// digits), any letter case — NowCerts' model binder reads both; the client
+// sends every id in the dashed form (CanonicalGUID), which OData filters need.
 package nowcerts
 
 import (
@@ -75,7 +90,8 @@ var (
 	// ErrUnavailable: 429/5xx/timeouts persisted through every retry. Retryable later.
 	ErrUnavailable = errors.New("nowcerts unavailable")
 	// ErrOutcomeUnknown: a SendCertificate request may have reached NowCerts but no
-	// answer came back (timeout or connection lost after the request was written).
+	// answer came back (timeout or connection lost after the request was written,
+	// or a gateway's 502/504).
 	// The certificate may or may not have been sent: never retry blindly.
 	ErrOutcomeUnknown = errors.New("nowcerts send outcome unknown")
 	// ErrAuth: credentials were refused (password grant failed).
@@ -117,52 +133,42 @@ type Page[T any] struct {
 	Count int
 }
 
-// UnmarshalJSON reads a CertificateHolderList row, parsing its timestamps
-// offset-aware and tolerating missing or null ones.
+// The list rows' UnmarshalJSON methods decode the row in place through a
+// shadow: a struct embedding the row as a type without the method, whose
+// timestamp fields point at the row's own as *flexTime, so they are parsed
+// offset-aware and missing or null ones are tolerated. The row is zeroed first,
+// so absent keys leave zero values.
+
+// UnmarshalJSON reads a CertificateHolderList row.
 func (h *Holder) UnmarshalJSON(b []byte) error {
 	type plain Holder
-	var v struct {
-		plain
-		CreateDate flexTime `json:"createDate"`
-		ChangeDate flexTime `json:"changeDate"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*h = Holder(v.plain)
-	h.CreateDate, h.ChangeDate = time.Time(v.CreateDate), time.Time(v.ChangeDate)
-	return nil
+	*h = Holder{}
+	return json.Unmarshal(b, &struct {
+		*plain
+		CreateDate *flexTime `json:"createDate"`
+		ChangeDate *flexTime `json:"changeDate"`
+	}{(*plain)(h), (*flexTime)(&h.CreateDate), (*flexTime)(&h.ChangeDate)})
 }
 
-// UnmarshalJSON reads a HistoricalCertificateHolderList row (see Holder).
+// UnmarshalJSON reads a HistoricalCertificateHolderList row.
 func (h *HistoricalHolder) UnmarshalJSON(b []byte) error {
 	type plain HistoricalHolder
-	var v struct {
-		plain
-		CreateDate flexTime `json:"createDate"`
-		ChangeDate flexTime `json:"changeDate"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*h = HistoricalHolder(v.plain)
-	h.CreateDate, h.ChangeDate = time.Time(v.CreateDate), time.Time(v.ChangeDate)
-	return nil
+	*h = HistoricalHolder{}
+	return json.Unmarshal(b, &struct {
+		*plain
+		CreateDate *flexTime `json:"createDate"`
+		ChangeDate *flexTime `json:"changeDate"`
+	}{(*plain)(h), (*flexTime)(&h.CreateDate), (*flexTime)(&h.ChangeDate)})
 }
 
-// UnmarshalJSON reads a CertificatesList row (see Holder).
+// UnmarshalJSON reads a CertificatesList row.
 func (c *Certificate) UnmarshalJSON(b []byte) error {
 	type plain Certificate
-	var v struct {
-		plain
-		CreateDate flexTime `json:"createDate"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*c = Certificate(v.plain)
-	c.CreateDate = time.Time(v.CreateDate)
-	return nil
+	*c = Certificate{}
+	return json.Unmarshal(b, &struct {
+		*plain
+		CreateDate *flexTime `json:"createDate"`
+	}{(*plain)(c), (*flexTime)(&c.CreateDate)})
 }
 
 // flexTime parses the timestamps NowCerts returns: RFC 3339 with an offset

@@ -8,31 +8,17 @@ import (
 	"testing"
 
 	"github.com/coiflow/coiflow/internal/event"
+	"github.com/coiflow/coiflow/internal/local/tools"
 	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/samtemplate"
 )
 
-func repoRoot(t *testing.T) string {
+func loadRepo(t *testing.T) (*samtemplate.Template, *Code) {
 	t.Helper()
-	d, err := os.Getwd()
+	root, err := tools.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			t.Fatal("no go.mod above the test's folder")
-		}
-		d = p
-	}
-}
-
-func loadRepo(t *testing.T) (*samtemplate.Template, *Code) {
-	t.Helper()
-	root := repoRoot(t)
 	tm, err := samtemplate.Load(filepath.Join(root, "template.yaml"))
 	if err != nil {
 		t.Fatal(err)

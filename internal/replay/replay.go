@@ -184,16 +184,8 @@ func (r *Replayer) checkAgency(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return fmt.Errorf("read webhook credentials for the agency check: %w", err)
 	}
-	if len(c.AgencyIDs) == 0 {
-		return nil
+	if err := webhook.CheckAgency(ev.Source, ev.AgencyID, c.AgencyIDs); err != nil {
+		return fmt.Errorf("%w: %w", ErrAgencyNotAllowed, err)
 	}
-	if ev.AgencyID == "" {
-		return fmt.Errorf("%w: the event has no agency id, and %s webhooks are accepted only for listed agencies", ErrAgencyNotAllowed, ev.Source)
-	}
-	for _, a := range c.AgencyIDs {
-		if strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(ev.AgencyID)) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: agency %s is not allowed for %s webhooks", ErrAgencyNotAllowed, ev.AgencyID, ev.Source)
+	return nil
 }

@@ -19,30 +19,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// repoRoot walks up to go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	d, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			t.Fatal("no go.mod above the test's folder")
-		}
-		d = p
-	}
-}
+	"github.com/coiflow/coiflow/internal/local/tools"
+)
 
 func loadRepoTemplate(t *testing.T) (*Template, string) {
 	t.Helper()
-	root := repoRoot(t)
+	root, err := tools.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tm, err := Load(filepath.Join(root, "template.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/coiflow/coiflow/internal/testsupport"
 )
 
 // fakeSM answers GetSecretValue from values; gate, when set, blocks each call
@@ -46,22 +48,10 @@ func (f *fakeSM) set(arn, v string) {
 	f.values[arn] = v
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestCache(f *fakeSM, ttl time.Duration) (*Cache, *clock) {
+func newTestCache(f *fakeSM, ttl time.Duration) (*Cache, *testsupport.Clock) {
 	c := NewCache(f, ttl)
-	clk := &clock{t: time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)}
-	c.now = clk.now
+	clk := testsupport.NewClock(time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC))
+	c.now = clk.Now
 	return c, clk
 }
 
@@ -84,11 +74,11 @@ func TestCachesPerARNForTTL(t *testing.T) {
 	}
 
 	f.set("arn:a", `{"n":3}`)
-	clk.add(59 * time.Second)
+	clk.Add(59 * time.Second)
 	if err := c.JSON(ctx, "arn:a", &v); err != nil || v.N != 1 {
 		t.Fatalf("within TTL: JSON(a) = %v, %+v, want the cached 1", err, v)
 	}
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	if err := c.JSON(ctx, "arn:a", &v); err != nil || v.N != 3 {
 		t.Fatalf("after TTL: JSON(a) = %v, %+v, want 3", err, v)
 	}

@@ -105,3 +105,24 @@ func TestSecretCredentialsDriveTheHandler(t *testing.T) {
 	resp, body = hs.do(t, post("nowcerts", "anything", `{}`))
 	wantStatus(t, resp, body, 401, "not configured")
 }
+
+func TestCheckAgency(t *testing.T) {
+	allowed := []string{" AB-1 ", "cd-2"}
+	for _, tc := range []struct {
+		id      string
+		allowed []string
+		refusal string // "" when accepted
+	}{
+		{"anything", nil, ""},
+		{"", nil, ""},
+		{"ab-1", allowed, ""},
+		{" CD-2", allowed, ""},
+		{"", allowed, "the event has no agency id, and cowbell webhooks are accepted only for listed agencies"},
+		{"ef-3", allowed, "agency ef-3 is not allowed for cowbell webhooks"},
+	} {
+		err := CheckAgency(event.SourceCowbell, tc.id, tc.allowed)
+		if (err == nil) != (tc.refusal == "") || (err != nil && err.Error() != tc.refusal) {
+			t.Errorf("CheckAgency(%q, %q) = %v, want %q", tc.id, tc.allowed, err, tc.refusal)
+		}
+	}
+}

@@ -238,13 +238,8 @@ func (r *request) receive(ctx context.Context, src event.Source, token string, r
 	}
 	r.log = r.log.With("eventId", ev.ID, "type", ev.Type)
 
-	if len(creds.AgencyIDs) > 0 {
-		if ev.AgencyID == "" {
-			return r.reject(http.StatusForbidden, ReasonAgencyNotAllowed, fmt.Sprintf("the event has no agency id, and %s webhooks are accepted only for listed agencies", src))
-		}
-		if !agencyAllowed(ev.AgencyID, creds.AgencyIDs) {
-			return r.reject(http.StatusForbidden, ReasonAgencyNotAllowed, fmt.Sprintf("agency %s is not allowed for %s webhooks", ev.AgencyID, src))
-		}
+	if err := CheckAgency(src, ev.AgencyID, creds.AgencyIDs); err != nil {
+		return r.reject(http.StatusForbidden, ReasonAgencyNotAllowed, err.Error())
 	}
 	return r.enqueue(ctx, ev, body, contentType)
 }
@@ -483,12 +478,22 @@ func header(h map[string]string, name string) string {
 	return ""
 }
 
-func agencyAllowed(id string, allowed []string) bool {
-	id = strings.TrimSpace(id)
+// CheckAgency applies a source's agency allowlist (Credentials.AgencyIDs) to an
+// event's agency id as a delivery does: without a list every event passes;
+// with one, the id must be on it (case-insensitive, surrounding spaces
+// ignored). The error says why the event is refused.
+func CheckAgency(src event.Source, agencyID string, allowed []string) error {
+	if len(allowed) == 0 {
+		return nil
+	}
+	if agencyID == "" {
+		return fmt.Errorf("the event has no agency id, and %s webhooks are accepted only for listed agencies", src)
+	}
+	id := strings.TrimSpace(agencyID)
 	for _, a := range allowed {
 		if strings.EqualFold(strings.TrimSpace(a), id) {
-			return true
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("agency %s is not allowed for %s webhooks", agencyID, src)
 }

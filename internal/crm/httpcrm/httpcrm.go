@@ -20,17 +20,16 @@
 package httpcrm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/coiflow/coiflow/internal/crm"
+	"github.com/coiflow/coiflow/internal/crm/crmhttp"
 )
 
 // Config configures a Client.
@@ -44,8 +43,11 @@ type Config struct {
 type Client struct {
 	url   string
 	creds crm.CredentialsSource
-	hc    *http.Client
+	api   *crmhttp.Client
 }
+
+// maxBodyBytes is how much of an answer is read.
+const maxBodyBytes = 1 << 20
 
 var _ crm.CRM = (*Client)(nil)
 
@@ -61,7 +63,9 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 20 * time.Second}
 	}
-	return &Client{url: cfg.URL, creds: cfg.Credentials, hc: hc}, nil
+	c := &Client{url: cfg.URL, creds: cfg.Credentials}
+	c.api = &crmhttp.Client{HTTP: hc, MaxRead: maxBodyBytes, Auth: c.auth, Refused: refused}
+	return c, nil
 }
 
 // Payload is the body posted for a record.
@@ -144,43 +148,38 @@ func (c *Client) AddNote(ctx context.Context, n crm.Note) (string, error) {
 // idempotent by externalId on the receiver's side instead.
 func (c *Client) FindNote(context.Context, crm.Note) (string, bool, error) { return "", false, nil }
 
+// post sends one payload; a 2xx answer may name the record's id.
 func (c *Client) post(ctx context.Context, op string, p Payload) (string, error) {
-	b, err := json.Marshal(p)
+	a, err := c.api.Do(ctx, crmhttp.Request{Op: op, Method: http.MethodPost, In: p})
 	if err != nil {
-		return "", &crm.Error{Op: op, Permanent: true, Err: fmt.Errorf("encode: %w", err)}
-	}
-	creds, err := c.creds(ctx, false)
-	if err != nil {
-		return "", &crm.Error{Op: op, Err: fmt.Errorf("credentials: %w", err)}
-	}
-	if creds.HTTPToken == "" {
-		return "", &crm.Error{Op: op, Message: "the CRM secret has no httpToken"}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(b))
-	if err != nil {
-		return "", &crm.Error{Op: op, Permanent: true, Err: err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Bearer "+creds.HTTPToken)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return "", &crm.Error{Op: op, Err: err}
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		msg := strings.TrimSpace(string(raw))
-		if len(msg) > 300 {
-			msg = msg[:300]
-		}
-		return "", crm.StatusError(op, resp.StatusCode, "", msg)
+		return "", err
 	}
 	var ans struct {
 		ID any `json:"id"`
 	}
-	if json.Unmarshal(raw, &ans) == nil && ans.ID != nil {
+	if json.Unmarshal(a.Body, &ans) == nil && ans.ID != nil {
 		return fmt.Sprint(ans.ID), nil
 	}
 	return "", nil
+}
+
+// auth is c.api's Auth: the httpToken and the upsert URL (a 401 is not retried).
+func (c *Client) auth(ctx context.Context, op string, refresh bool) (string, string, error) {
+	creds, err := c.creds(ctx, refresh)
+	if err != nil {
+		return "", "", &crm.Error{Op: op, Err: fmt.Errorf("credentials: %w", err)}
+	}
+	if creds.HTTPToken == "" {
+		return "", "", &crm.Error{Op: op, Message: "the CRM secret has no httpToken"}
+	}
+	return creds.HTTPToken, c.url, nil
+}
+
+// refused is c.api's Refused: the status classifies, the answer's start is the message.
+func refused(_ context.Context, op string, _ int, a crmhttp.Answer) (bool, error) {
+	msg := strings.TrimSpace(string(a.Body))
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return false, crm.StatusError(op, a.Status, "", msg)
 }

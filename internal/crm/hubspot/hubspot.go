@@ -29,13 +29,11 @@
 package hubspot
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -45,6 +43,7 @@ import (
 	"time"
 
 	"github.com/coiflow/coiflow/internal/crm"
+	"github.com/coiflow/coiflow/internal/crm/crmhttp"
 )
 
 // DefaultBaseURL is HubSpot's API host.
@@ -93,6 +92,7 @@ type Client struct {
 	retries int
 	log     *slog.Logger
 	lim     *limiter
+	api     *crmhttp.Client
 	now     func() time.Time
 	sleep   func(context.Context, time.Duration) error
 
@@ -145,6 +145,14 @@ func New(cfg Config) (*Client, error) {
 		iv = 10 * time.Second
 	}
 	c.lim = newLimiter(max, iv, c.now, c.sleep)
+	c.api = &crmhttp.Client{
+		HTTP: c.hc, MaxRead: maxBodyBytes, Auth: c.auth, Before: c.lim.wait,
+		Observe: func(h http.Header) { c.lim.observe(readRateInfo(h)) },
+		OnUnauthorized: func(ctx context.Context, op string) {
+			c.log.WarnContext(ctx, "hubspot answered 401; re-reading the token", "op", op)
+		},
+		Refused: c.refused,
+	}
 	return c, nil
 }
 
@@ -595,92 +603,51 @@ type apiError struct {
 	PolicyName string `json:"policyName"`
 }
 
-// do sends one API request (JSON in, JSON out), honouring the limiter, waiting
-// out 429s while allowed, re-reading the token once after a 401.
+// do sends one API request (JSON in, JSON out) through c.api, which honours the
+// limiter, waits out 429s while allowed (refused) and re-reads the token once
+// after a 401.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (int, error) {
-	var payload []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, &crm.Error{Op: op, Permanent: true, Err: fmt.Errorf("encode request: %w", err)}
-		}
-		payload = b
+	a, err := c.api.Do(ctx, crmhttp.Request{Op: op, Method: method, Path: path, In: in, Out: out})
+	return a.Status, err
+}
+
+// auth is c.api's Auth: the private-app token and the API host.
+func (c *Client) auth(ctx context.Context, op string, refresh bool) (string, string, error) {
+	creds, err := c.creds(ctx, refresh)
+	if err != nil {
+		return "", "", &crm.Error{Op: op, Err: fmt.Errorf("credentials: %w", err)}
 	}
-	refreshed := false
-	for attempt := 0; ; attempt++ {
-		if err := c.lim.wait(ctx); err != nil {
-			return 0, &crm.Error{Op: op, Err: err}
-		}
-		creds, err := c.creds(ctx, refreshed)
-		if err != nil {
-			return 0, &crm.Error{Op: op, Err: fmt.Errorf("credentials: %w", err)}
-		}
-		if creds.HubSpotToken == "" {
-			return 0, &crm.Error{Op: op, Message: "the CRM secret has no hubspotToken"}
-		}
-		var body io.Reader
-		if payload != nil {
-			body = bytes.NewReader(payload)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-		if err != nil {
-			return 0, &crm.Error{Op: op, Permanent: true, Err: err}
-		}
-		req.Header.Set("Authorization", "Bearer "+creds.HubSpotToken)
-		req.Header.Set("Accept", "application/json")
-		if payload != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			return 0, &crm.Error{Op: op, Err: err}
-		}
-		raw, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-		resp.Body.Close()
-		ri := readRateInfo(resp.Header)
-		c.lim.observe(ri)
-		if rerr != nil {
-			return resp.StatusCode, &crm.Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", rerr)}
-		}
-		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			if out != nil && len(raw) > 0 {
-				if err := json.Unmarshal(raw, out); err != nil {
-					return resp.StatusCode, &crm.Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
-				}
-			}
-			return resp.StatusCode, nil
-		}
-		var ae apiError
-		_ = json.Unmarshal(raw, &ae)
-		e := crm.StatusError(op, resp.StatusCode, ae.Category, ae.Message)
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			if !refreshed {
-				refreshed = true
-				c.log.WarnContext(ctx, "hubspot answered 401; re-reading the token", "op", op)
-				continue
-			}
-		case http.StatusTooManyRequests:
-			e.Err = crm.ErrRateLimited
-			if ae.PolicyName != "" {
-				e.Code = ae.PolicyName
-			}
-			wait := ri.RetryAfter
-			if wait <= 0 {
-				wait = ri.Interval
-			}
-			if wait <= 0 {
-				wait = time.Second << attempt
-			}
-			e.RetryAfter = wait
-			c.lim.pause(wait)
-			c.log.WarnContext(ctx, "hubspot rate limited", "op", op, "policy", ae.PolicyName, "waitMs", wait.Milliseconds(), "attempt", attempt+1)
-			if ae.PolicyName != "DAILY" && attempt < c.retries && c.fits(ctx, wait) {
-				continue
-			}
-		}
-		return resp.StatusCode, e
+	if creds.HubSpotToken == "" {
+		return "", "", &crm.Error{Op: op, Message: "the CRM secret has no hubspotToken"}
 	}
+	return creds.HubSpotToken, c.base, nil
+}
+
+// refused is c.api's Refused: HubSpot's error body classified; a 429 pauses the
+// limiter and is retried after Retry-After / the interval while allowed.
+func (c *Client) refused(ctx context.Context, op string, attempt int, a crmhttp.Answer) (bool, error) {
+	var ae apiError
+	_ = json.Unmarshal(a.Body, &ae)
+	e := crm.StatusError(op, a.Status, ae.Category, ae.Message)
+	if a.Status != http.StatusTooManyRequests {
+		return false, e
+	}
+	ri := readRateInfo(a.Header)
+	e.Err = crm.ErrRateLimited
+	if ae.PolicyName != "" {
+		e.Code = ae.PolicyName
+	}
+	wait := ri.RetryAfter
+	if wait <= 0 {
+		wait = ri.Interval
+	}
+	if wait <= 0 {
+		wait = time.Second << attempt
+	}
+	e.RetryAfter = wait
+	c.lim.pause(wait)
+	c.log.WarnContext(ctx, "hubspot rate limited", "op", op, "policy", ae.PolicyName, "waitMs", wait.Milliseconds(), "attempt", attempt+1)
+	return ae.PolicyName != "DAILY" && attempt < c.retries && c.fits(ctx, wait), e
 }
 
 // fits reports whether waiting d still leaves time before ctx's deadline.

@@ -14,39 +14,14 @@ import (
 	"github.com/coiflow/coiflow/internal/crm"
 	"github.com/coiflow/coiflow/internal/crm/hubspot/hubspotspec"
 	"github.com/coiflow/coiflow/internal/sandbox/crmsandbox"
+	"github.com/coiflow/coiflow/internal/testsupport"
 )
-
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	sleeps []time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.sleeps = append(c.sleeps, d)
-	c.t = c.t.Add(d)
-	return nil
-}
-
-func (c *fakeClock) Slept() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.sleeps...)
-}
 
 type env struct {
 	sb    *crmsandbox.Sandbox
 	rec   *hubspotspec.Recorder
 	c     *Client
-	clock *fakeClock
+	clock *testsupport.Clock
 	url   string
 }
 
@@ -77,7 +52,7 @@ func validator(t *testing.T) *hubspotspec.Validator {
 // passed validation.
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)}
+	clock := testsupport.NewClock(time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC))
 	sb := crmsandbox.New(crmsandbox.Options{Token: "pat-test", RateMax: 10000})
 	rec := validator(t).Wrap(sb, true)
 	srv := httptest.NewServer(rec)
@@ -333,7 +308,7 @@ func TestHeadersRemainingZeroPausesTheClient(t *testing.T) {
 }
 
 func TestClientSideLimiterSpacesRequests(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testsupport.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	l := newLimiter(2, 10*time.Second, clock.Now, clock.Sleep)
 	for range 3 {
 		if err := l.wait(context.Background()); err != nil {

@@ -35,7 +35,6 @@
 package salesforce
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +49,7 @@ import (
 	"time"
 
 	"github.com/coiflow/coiflow/internal/crm"
+	"github.com/coiflow/coiflow/internal/crm/crmhttp"
 )
 
 // Defaults.
@@ -88,6 +88,7 @@ type Client struct {
 	backoff time.Duration
 	log     *slog.Logger
 	now     func() time.Time
+	api     *crmhttp.Client
 
 	mu           sync.Mutex
 	token        string
@@ -124,6 +125,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	c.api = &crmhttp.Client{
+		HTTP: c.hc, MaxRead: maxBodyBytes, Auth: c.auth, Observe: c.readLimitInfo,
+		OnUnauthorized: func(ctx context.Context, op string) {
+			c.log.WarnContext(ctx, "salesforce answered 401; requesting a new token", "op", op)
+		},
+		Refused: c.refused,
 	}
 	return c, nil
 }
@@ -488,6 +496,11 @@ func (c *Client) session(ctx context.Context, fresh bool) (string, string, error
 	return ta.AccessToken, inst, nil
 }
 
+// auth is c.api's Auth: the session's token and instance URL.
+func (c *Client) auth(ctx context.Context, _ string, refresh bool) (string, string, error) {
+	return c.session(ctx, refresh)
+}
+
 // limited starts a back-off period after the org's API limit was hit.
 func (c *Client) limited() {
 	c.mu.Lock()
@@ -519,8 +532,8 @@ func (c *Client) readLimitInfo(h http.Header) {
 	}
 }
 
-// call sends one API request; a 401 requests a new token and retries once.
-// Error answers become *crm.Error with the Salesforce error code.
+// call sends one API request through c.api; a 401 requests a new token and
+// retries once. Error answers become *crm.Error with the Salesforce error code.
 func (c *Client) call(ctx context.Context, op, method, path string, in any) (int, []byte, error) {
 	c.mu.Lock()
 	until := c.limitedUntil
@@ -529,63 +542,19 @@ func (c *Client) call(ctx context.Context, op, method, path string, in any) (int
 		return 0, nil, &crm.Error{Op: op, Code: "REQUEST_LIMIT_EXCEEDED", Message: "backing off after the org's API limit was reached",
 			RetryAfter: until.Sub(c.now()), Err: crm.ErrRateLimited}
 	}
-	var payload []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, nil, &crm.Error{Op: op, Permanent: true, Err: fmt.Errorf("encode request: %w", err)}
-		}
-		payload = b
-	}
-	fresh := false
-	for {
-		tok, inst, err := c.session(ctx, fresh)
-		if err != nil {
-			return 0, nil, err
-		}
-		var body io.Reader
-		if payload != nil {
-			body = bytes.NewReader(payload)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, inst+path, body)
-		if err != nil {
-			return 0, nil, &crm.Error{Op: op, Permanent: true, Err: err}
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "application/json")
-		if payload != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			return 0, nil, &crm.Error{Op: op, Err: err}
-		}
-		raw, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-		resp.Body.Close()
-		c.readLimitInfo(resp.Header)
-		if rerr != nil {
-			return resp.StatusCode, nil, &crm.Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", rerr)}
-		}
-		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			return resp.StatusCode, raw, nil
-		}
-		if resp.StatusCode == http.StatusUnauthorized && !fresh {
-			fresh = true
-			c.log.WarnContext(ctx, "salesforce answered 401; requesting a new token", "op", op)
-			continue
-		}
-		return resp.StatusCode, raw, c.answerError(op, resp, raw)
-	}
+	a, err := c.api.Do(ctx, crmhttp.Request{Op: op, Method: method, Path: path, In: in})
+	return a.Status, a.Body, err
 }
 
-func (c *Client) answerError(op string, resp *http.Response, raw []byte) error {
-	if resp.StatusCode == http.StatusMultipleChoices {
-		return &crm.Error{Op: op, Status: resp.StatusCode, Code: "MULTIPLE_CHOICES", Permanent: true,
+// refused is c.api's Refused: an error answer classified, never retried here.
+func (c *Client) refused(_ context.Context, op string, _ int, a crmhttp.Answer) (bool, error) {
+	if a.Status == http.StatusMultipleChoices {
+		return false, &crm.Error{Op: op, Status: a.Status, Code: "MULTIPLE_CHOICES", Permanent: true,
 			Message: "the external id matches several records; nothing was written", Err: crm.ErrMultipleMatches}
 	}
 	var errs []sfError
-	_ = json.Unmarshal(raw, &errs)
-	e := crm.StatusError(op, resp.StatusCode, "", "")
+	_ = json.Unmarshal(a.Body, &errs)
+	e := crm.StatusError(op, a.Status, "", "")
 	if len(errs) > 0 {
 		e.Code, e.Message = errs[0].ErrorCode, errs[0].Message
 		if len(errs[0].Fields) > 0 {
@@ -599,8 +568,8 @@ func (c *Client) answerError(op string, resp *http.Response, raw []byte) error {
 	case transientCodes[e.Code]:
 		e.Permanent = false
 	}
-	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+	if ra, err := strconv.Atoi(a.Header.Get("Retry-After")); err == nil {
 		e.RetryAfter = time.Duration(ra) * time.Second
 	}
-	return e
+	return false, e
 }

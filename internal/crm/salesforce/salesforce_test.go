@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coiflow/coiflow/internal/crm"
+	"github.com/coiflow/coiflow/internal/testsupport"
 )
 
 // fakeSF is a scripted Salesforce: a token endpoint and REST answers chosen
@@ -80,16 +81,12 @@ func (f *fakeSF) log() []string {
 	return append([]string(nil), f.requests...)
 }
 
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
-func newClient(t *testing.T, f *fakeSF, clk *clock) *Client {
+func newClient(t *testing.T, f *fakeSF, clk *testsupport.Clock) *Client {
 	t.Helper()
 	creds := crm.StaticCredentials(crm.Credentials{SalesforceClientID: "cid", SalesforceClientSecret: "csecret", SalesforceTokenURL: f.srv.URL + "/services/oauth2/token"})
 	cfg := Config{Credentials: creds}
 	if clk != nil {
-		cfg.Now = clk.now
+		cfg.Now = clk.Now
 	}
 	c, err := New(cfg)
 	if err != nil {
@@ -236,7 +233,7 @@ func TestRequestLimitExceededBacksOff(t *testing.T) {
 	f.answer = func(r *http.Request, body []byte) (int, http.Header, string) {
 		return 403, http.Header{"Sforce-Limit-Info": {"api-usage=5001/5000"}}, `[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]`
 	}
-	clk := &clock{t: time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC))
 	c := newClient(t, f, clk)
 	_, err := c.Upsert(context.Background(), crm.Company, []crm.Record{account("cowbell:a1", "Acme")})
 	if err == nil || crm.IsPermanent(err) || !errors.Is(err, crm.ErrRateLimited) {
@@ -248,7 +245,7 @@ func TestRequestLimitExceededBacksOff(t *testing.T) {
 	if !errors.Is(err, crm.ErrRateLimited) || len(f.log()) != n {
 		t.Fatalf("during back-off: %v, %d new requests", err, len(f.log())-n)
 	}
-	clk.t = clk.t.Add(6 * time.Minute)
+	clk.Add(6 * time.Minute)
 	f.answer = func(r *http.Request, body []byte) (int, http.Header, string) {
 		return 200, http.Header{"Sforce-Limit-Info": {"api-usage=10/5000"}}, `{"id":"001A","success":true,"errors":[],"created":false}`
 	}
@@ -262,7 +259,7 @@ func TestUsageAtLimitBacksOff(t *testing.T) {
 	f.answer = func(r *http.Request, body []byte) (int, http.Header, string) {
 		return 200, http.Header{"Sforce-Limit-Info": {"api-usage=5000/5000"}}, `{"id":"001A","success":true,"errors":[],"created":false}`
 	}
-	clk := &clock{t: time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC))
 	c := newClient(t, f, clk)
 	if _, err := c.Upsert(context.Background(), crm.Company, []crm.Record{account("cowbell:a1", "Acme")}); err != nil {
 		t.Fatal(err)
