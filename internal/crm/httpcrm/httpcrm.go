@@ -64,7 +64,10 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{Timeout: 20 * time.Second}
 	}
 	c := &Client{url: cfg.URL, creds: cfg.Credentials}
-	c.api = &crmhttp.Client{HTTP: hc, MaxRead: maxBodyBytes, Auth: c.auth, Refused: refused}
+	c.api = &crmhttp.Client{HTTP: hc, MaxRead: maxBodyBytes, Auth: c.auth, Refused: refused,
+		// A 401 re-reads the credentials (bypassing the secret cache) and retries
+		// once, so a rotated httpToken is picked up at once, like the other adapters.
+		OnUnauthorized: func(context.Context, string) {}}
 	return c, nil
 }
 

@@ -127,3 +127,32 @@ func TestMissingTokenIsAnError(t *testing.T) {
 		t.Fatal("nothing must be sent without a token")
 	}
 }
+
+func TestUnauthorizedRereadsRotatedTokenOnce(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	var reads, refreshes int
+	creds := func(_ context.Context, refresh bool) (crm.Credentials, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		if refresh {
+			refreshes++
+			return crm.Credentials{HTTPToken: "tok"}, nil // the rotated token, read past the cache
+		}
+		return crm.Credentials{HTTPToken: "old"}, nil // the cached, rotated-away token
+	}
+	c, err := New(Config{URL: srv.URL + "/crm/upsert", Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Upsert(context.Background(), crm.Company, []crm.Record{{ExternalID: "cowbell:a1", Fields: map[string]string{crm.FieldName: "Acme"}}})
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("upsert after a 401 with a rotated token: %v %+v", err, res)
+	}
+	if reads != 2 || refreshes != 1 {
+		t.Fatalf("credential reads = %d (refreshes %d), want 2 (1)", reads, refreshes)
+	}
+}
