@@ -53,16 +53,17 @@ type holderRef struct {
 // wrapping ErrRejected (status 0 or a 4xx; the message is NowCerts'),
 // ErrUnavailable (429/5xx/connection failures through every retry), ErrAuth, or
 // ErrOutcomeUnknown when the request may have reached NowCerts but no answer
-// came back — such a send is never retried here.
+// came back, or a gateway answered 502/504 for it — such a send is never
+// retried here.
 func (c *Client) SendCertificate(ctx context.Context, r SendRequest) (Answer, error) {
-	if !isGUID(r.CertificateID) {
+	if !ValidGUID(r.CertificateID) {
 		return Answer{}, fmt.Errorf("nowcerts SendCertificate: certificate id %q is not a GUID", r.CertificateID)
 	}
 	if len(r.Emails) == 0 && r.Fax == "" && len(r.HolderIDs) == 0 {
 		return Answer{}, errors.New("nowcerts SendCertificate: no recipient (emails, fax or holders)")
 	}
 	b := sendBody{
-		CertificateID:     r.CertificateID,
+		CertificateID:     CanonicalGUID(r.CertificateID),
 		CertificateHolder: []holderRef{},
 		Emails:            strings.Join(r.Emails, ", "),
 		Fax:               r.Fax,
@@ -72,16 +73,16 @@ func (c *Client) SendCertificate(ctx context.Context, r SendRequest) (Answer, er
 		Description:       r.Description,
 	}
 	for _, h := range r.HolderIDs {
-		if !isGUID(h) {
+		if !ValidGUID(h) {
 			return Answer{}, fmt.Errorf("nowcerts SendCertificate: holder id %q is not a GUID", h)
 		}
-		b.CertificateHolder = append(b.CertificateHolder, holderRef{ID: h})
+		b.CertificateHolder = append(b.CertificateHolder, holderRef{ID: CanonicalGUID(h)})
 	}
 	if r.InsuredID != "" {
-		if !isGUID(r.InsuredID) {
+		if !ValidGUID(r.InsuredID) {
 			return Answer{}, fmt.Errorf("nowcerts SendCertificate: insured id %q is not a GUID", r.InsuredID)
 		}
-		b.InsuredDatabaseID = r.InsuredID
+		b.InsuredDatabaseID = CanonicalGUID(r.InsuredID)
 	}
 	return c.write(ctx, "SendCertificate", "/api/SendCertificate/SendCertificate", b, true)
 }
@@ -93,14 +94,16 @@ func (c *Client) Approve(ctx context.Context, historicalHolderIDs []string) (Ans
 	if len(historicalHolderIDs) == 0 {
 		return Answer{}, errors.New("nowcerts Approve: no ids")
 	}
+	ids := make([]string, 0, len(historicalHolderIDs))
 	for _, id := range historicalHolderIDs {
-		if !isGUID(id) {
+		if !ValidGUID(id) {
 			return Answer{}, fmt.Errorf("nowcerts Approve: id %q is not a GUID", id)
 		}
+		ids = append(ids, CanonicalGUID(id))
 	}
 	body := struct {
 		DataBaseID []string `json:"DataBaseId"`
-	}{historicalHolderIDs}
+	}{ids}
 	return c.write(ctx, "Approve", "/api/SendCertificate/Approve", body, false)
 }
 
@@ -170,10 +173,31 @@ func parseAnswer(b []byte) (ans Answer, known bool) {
 	return ans, known
 }
 
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
+var (
+	dashedGUID   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	dashlessGUID = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+)
 
-// isGUID reports whether s is a GUID (with or without dashes, any case).
-func isGUID(s string) bool { return guidRE.MatchString(s) }
+// ValidGUID reports whether id is a NowCerts id: a GUID in any letter case,
+// in the 8-4-4-4-12 form or as 32 hex digits without dashes (NowCerts' model
+// binder reads both), surrounding spaces ignored. Braced and other forms are
+// not accepted.
+func ValidGUID(id string) bool {
+	id = strings.TrimSpace(id)
+	return dashedGUID.MatchString(id) || dashlessGUID.MatchString(id)
+}
+
+// CanonicalGUID returns a valid GUID in the 8-4-4-4-12 form, letter case
+// kept (the form OData filters need and NowCerts' lists use); anything else
+// is returned trimmed and unchanged. The client puts every id on the wire in
+// this form.
+func CanonicalGUID(id string) string {
+	id = strings.TrimSpace(id)
+	if !dashlessGUID.MatchString(id) {
+		return id
+	}
+	return id[:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:]
+}
 
 // SameID compares NowCerts ids (GUIDs) case-insensitively: samples use upper
 // case, lists return lower case.

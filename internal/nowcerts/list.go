@@ -35,10 +35,10 @@ func (c *Client) CertificatePage(ctx context.Context, q Query) (Page[Certificate
 // HistoricalHolders returns every historical holder of a certificate (all
 // pages of HistoricalCertificateHolderList filtered by certificateId).
 func (c *Client) HistoricalHolders(ctx context.Context, certificateID string) ([]HistoricalHolder, error) {
-	if !isGUID(certificateID) {
+	if !ValidGUID(certificateID) {
 		return nil, fmt.Errorf("nowcerts HistoricalCertificateHolderList: certificate id %q is not a GUID", certificateID)
 	}
-	return all[HistoricalHolder](ctx, c, "HistoricalCertificateHolderList", "certificateId eq "+certificateID)
+	return all[HistoricalHolder](ctx, c, "HistoricalCertificateHolderList", "certificateId eq "+CanonicalGUID(certificateID))
 }
 
 // Certificate returns the CertificatesList row with databaseId id, or an error
@@ -55,10 +55,10 @@ func (c *Client) Holder(ctx context.Context, id string) (Holder, error) {
 
 func one[T any](ctx context.Context, c *Client, endpoint, id string) (T, error) {
 	var zero T
-	if !isGUID(id) {
+	if !ValidGUID(id) {
 		return zero, fmt.Errorf("nowcerts %s: id %q is not a GUID", endpoint, id)
 	}
-	p, err := list[T](ctx, c, endpoint, Query{Filter: "databaseId eq " + id, Top: 2})
+	p, err := list[T](ctx, c, endpoint, Query{Filter: "databaseId eq " + CanonicalGUID(id), Top: 2})
 	if err != nil {
 		return zero, err
 	}

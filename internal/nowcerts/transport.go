@@ -38,7 +38,8 @@ type call struct {
 	tokens      Tokens // nil: no Authorization header (the token endpoint)
 	limit       *bucket
 	// unsafe: not idempotent. A transport failure after the request may have
-	// been written is returned as ErrOutcomeUnknown and never retried.
+	// been written, and a 502 or 504, are returned as ErrOutcomeUnknown and
+	// never retried.
 	unsafe bool
 }
 
@@ -55,7 +56,8 @@ type transport struct {
 
 // do runs c until it gets a 2xx answer, a permanent refusal, or the retry budget
 // is spent. Errors wrap ErrRejected (4xx), ErrAuth (401 twice), ErrUnavailable
-// (429/5xx/timeouts through every retry) or ErrOutcomeUnknown (unsafe calls).
+// (429/5xx/timeouts through every retry) or ErrOutcomeUnknown (unsafe calls:
+// no answer after the request was written, or a 502/504, never retried).
 func (t *transport) do(ctx context.Context, c call) (reply, error) {
 	cfg := t.cfg
 	start := cfg.Now()
@@ -98,6 +100,11 @@ func (t *transport) do(ctx context.Context, c call) (reply, error) {
 			}
 			attempt-- // the retry after a refresh is not a failure attempt
 			continue
+		case c.unsafe && gatewayUncertain(rep.status):
+			// A gateway answered for NowCerts: it may have handed the request
+			// over and lost the answer. Repeating it could send twice.
+			return reply{}, fmt.Errorf("%w: %s: HTTP %d from a gateway: NowCerts may have carried it out: %s",
+				ErrOutcomeUnknown, c.op, rep.status, snippet(rep.body))
 		case rep.status == http.StatusTooManyRequests || rep.status >= 500:
 			lastErr = fmt.Errorf("HTTP %d: %s", rep.status, snippet(rep.body))
 			retryAfter = parseRetryAfter(rep.header.Get("Retry-After"), cfg.Now())
@@ -163,6 +170,17 @@ func (t *transport) once(ctx context.Context, c call, token string) (reply, erro
 		return reply{}, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err)
 	}
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// gatewayUncertain reports the answers that do not say whether the request
+// was carried out: 504 Gateway Timeout (the gateway stopped waiting for
+// NowCerts, which may still finish) and 502 Bad Gateway (the connection to
+// NowCerts failed, possibly after the request was handed over). 429, 500, 503
+// and the other 5xx are NowCerts (or its front end) refusing the request:
+// retried. Only calls that are not idempotent (unsafe) treat these as
+// unknown; reads and Approve retry them.
+func gatewayUncertain(status int) bool {
+	return status == http.StatusGatewayTimeout || status == http.StatusBadGateway
 }
 
 // dialError marks a failure before anything was sent.

@@ -145,6 +145,24 @@ type Outcome struct {
 	SendIDs []string
 	Status  string // SENT, FAILED, UNKNOWN, DUPLICATE
 	Message string
+	// Repeat: the request repeated an earlier one (a resend of a send resent
+	// already, with that request's idempotency key or none) and nothing new
+	// was sent; Status is that resend's as it stands.
+	Repeat bool
+}
+
+// ResendRequest is an explicit resend (Service.Resend).
+type ResendRequest struct {
+	SendID string // the send to resend
+	By     string // who asks: the authenticated principal
+	Reason string
+	// IdempotencyKey (optional, at most MaxIdempotencyKey bytes) names the
+	// request. A send is resent once (to send again, resend the resend); a
+	// request for a send resent already is a repeat when it carries the key of
+	// the request that resent it (same principal), or no key at all: it gets
+	// that resend's outcome and nothing is sent (a resend that failed
+	// retryably is retried). With another key it is another request: ErrConflict.
+	IdempotencyKey string
 }
 
 // ListHolds returns holds in q.Status, newest first.
@@ -165,11 +183,14 @@ func (s *Service) Reject(ctx context.Context, holdID, by, reason string) error {
 	return s.reject(ctx, holdID, by, reason)
 }
 
-// Resend sends the certificate of send sendID again to the same holder, as a new
-// send record linked to the original (ResendOf) recording who asked and why. It
-// is the only way past duplicate suppression.
-func (s *Service) Resend(ctx context.Context, sendID, by, reason string) (Outcome, error) {
-	return s.resend(ctx, sendID, by, reason)
+// Resend sends the certificate of send q.SendID again to the same holder, as a
+// new send record linked to the first send (ResendOf; the send's SupersededBy
+// names it) recording who asked and why. It is the only way past duplicate
+// suppression, and it is idempotent: a send is resent at most once, so
+// concurrent requests make one resend, and a repeat returns the first outcome
+// (see ResendRequest).
+func (s *Service) Resend(ctx context.Context, q ResendRequest) (Outcome, error) {
+	return s.resend(ctx, q)
 }
 
 // QuerySends returns send records matching q, newest first.

@@ -169,7 +169,9 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 		return s.hold(ctx, rec, r, Evaluate(set.Rules, facts))
 	case res.PendingApproval:
 		facts.Certificate.PendingApproval = true
-		return s.hold(ctx, rec, r, Evaluate(set.Rules, facts))
+		// res.Retry: the refusal was not recorded; the hold then finds the
+		// record SENDING and the job must come back (see send).
+		return errors.Join(s.hold(ctx, rec, r, Evaluate(set.Rules, facts)), res.Retry)
 	}
 	return res.Retry
 }
@@ -214,7 +216,7 @@ func (s *Service) requestFor(set store.Settings, rec store.Send, r recipient) no
 		Fax:           r.Fax,
 		InsuredName:   rec.InsuredName,
 	}
-	if isGUID(rec.InsuredID) && rec.Source != "cowbell" {
+	if nowcerts.ValidGUID(rec.InsuredID) && rec.Source != "cowbell" {
 		req.InsuredID = rec.InsuredID
 	}
 	if r.NowCertsID != "" {

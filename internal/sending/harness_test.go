@@ -200,6 +200,8 @@ type harnessOptions struct {
 	settings *store.Settings
 	// quiet discards logs and metrics (benchmarks).
 	quiet bool
+	// sandbox are the NowCerts sandbox's options.
+	sandbox nowcertssandbox.Options
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -209,7 +211,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	h.db = &countingDB{DB: env.DynamoDB()}
 	h.st = store.New(h.db, env.NewTable(t)).WithClock(h.clk.Now)
 
-	h.sb = nowcertssandbox.New(nowcertssandbox.Options{})
+	h.sb = nowcertssandbox.New(o.sandbox)
 	base, stop, err := h.sb.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

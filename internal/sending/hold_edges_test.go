@@ -36,7 +36,7 @@ func TestResendCannotBypassAPendingHold(t *testing.T) {
 	if hs, _ := h.svc.ListHolds(ctx, HoldQuery{}); len(hs) != 1 || hs[0].Status != HoldPending {
 		t.Fatalf("hold after a failed approval = %+v", hs)
 	}
-	if _, err := h.svc.Resend(ctx, out.SendIDs[0], "bob", "try again"); !errors.Is(err, ErrConflict) {
+	if _, err := h.svc.Resend(ctx, ResendRequest{SendID: out.SendIDs[0], By: "bob", Reason: "try again"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("resend of a pending hold's failed send: %v, want ErrConflict", err)
 	}
 	if out, err := h.svc.Approve(ctx, holds[0].ID, "jane"); err != nil || out.Status != StatusSent {

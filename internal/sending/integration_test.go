@@ -126,7 +126,7 @@ func TestHeldCertificateNeverSentBeforeApproval(t *testing.T) {
 	if err != nil || heldRec.Status != StatusHeld || heldRec.HoldID != hd.ID || heldRec.Attempts != 0 {
 		t.Fatalf("held record = %+v, %v", heldRec, err)
 	}
-	if _, err := h.svc.Resend(ctx, heldRec.ID, "mallory", ""); !errors.Is(err, ErrConflict) {
+	if _, err := h.svc.Resend(ctx, ResendRequest{SendID: heldRec.ID, By: "mallory", Reason: ""}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("resend of a held certificate: %v", err)
 	}
 
@@ -262,11 +262,12 @@ func TestWorkerStoppedBetweenSendAndCompletion(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
 	ev := holderEvent(ready("r-crash"), seedHolders[holderEmail])
-	// The worker "dies" after SendCertificate: its completion never lands.
+	// The worker "dies" after SendCertificate: its completion never lands (a
+	// worker that lives to see it fails the job: SQS delivers it again).
 	stop := isCompletion(store.SendSent)
 	h.db.failUpdate.Store(&stop)
-	if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
-		t.Fatal(err)
+	if err := h.svc.Handle(ctx, sendJob(ev)); err == nil {
+		t.Fatal("the job succeeded though its completion was not recorded")
 	}
 	h.db.failUpdate.Store(nil)
 	if len(h.sends()) != 1 {
@@ -303,7 +304,7 @@ func TestWorkerStoppedBetweenSendAndCompletion(t *testing.T) {
 		t.Fatalf("unknown sends = %+v", page.Sends)
 	}
 	// Staff review: an explicit resend is the way to send it again.
-	out, err := h.svc.Resend(ctx, id, "jane", "holder says it never arrived")
+	out, err := h.svc.Resend(ctx, ResendRequest{SendID: id, By: "jane", Reason: "holder says it never arrived"})
 	if err != nil || out.Status != StatusSent {
 		t.Fatalf("resend = %+v, %v", out, err)
 	}
@@ -373,8 +374,8 @@ func TestResendUnknownSetting(t *testing.T) {
 	ev := holderEvent(ready("r-resend-unknown"), seedHolders[holderEmail])
 	stop := isCompletion(store.SendSent)
 	h.db.failUpdate.Store(&stop)
-	if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
-		t.Fatal(err)
+	if err := h.svc.Handle(ctx, sendJob(ev)); err == nil {
+		t.Fatal("the job succeeded though its completion was not recorded")
 	}
 	h.db.failUpdate.Store(nil)
 	h.clk.Add(2 * time.Minute)
@@ -424,7 +425,7 @@ func TestRejectHold(t *testing.T) {
 	if err != nil || rec.Status != StatusRejected || rec.HoldID != holds[0].ID {
 		t.Fatalf("send record of a rejected hold = %+v, %v", rec, err)
 	}
-	if _, err := h.svc.Resend(ctx, rec.ID, "mallory", "sneak it out"); !errors.Is(err, ErrConflict) {
+	if _, err := h.svc.Resend(ctx, ResendRequest{SendID: rec.ID, By: "mallory", Reason: "sneak it out"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("resend of a rejected certificate: %v", err)
 	}
 	// Even if the rules change, the rejected revision is never sent by the event.

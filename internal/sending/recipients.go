@@ -103,7 +103,7 @@ func recipientsFromEvent(hs []event.Holder) []recipient {
 		r := recipient{Name: strings.TrimSpace(h.Name), Emails: splitEmails(h.Email), Fax: strings.TrimSpace(h.Fax)}
 		if id := strings.TrimSpace(h.ID); id != "" {
 			r.Key = strings.ToLower(id)
-			if isGUID(id) {
+			if nowcerts.ValidGUID(id) {
 				r.NowCertsID = id
 			}
 		} else {
@@ -185,10 +185,27 @@ func revisionOf(c event.Certificate) string {
 	return "sha256:" + hex.EncodeToString(sum[:12])
 }
 
-// keyHash hashes the send key: certificate id + holder key + revision.
+// keyHash hashes the send key: certificate id + holder key + revision. A
+// NowCerts id counts in its dashed form (with or without dashes it is the same
+// certificate or holder), in any letter case.
 func keyHash(certificateID, holderKey, revision string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(certificateID) + "\x00" + strings.ToLower(holderKey) + "\x00" + revision))
+	sum := sha256.Sum256([]byte(idKey(certificateID) + "\x00" + idKey(holderKey) + "\x00" + revision))
 	return hex.EncodeToString(sum[:12])
+}
+
+func idKey(id string) string {
+	if nowcerts.ValidGUID(id) {
+		id = nowcerts.CanonicalGUID(id)
+	}
+	return strings.ToLower(id)
+}
+
+// ResendID is the id of the resend of send record sendID (a send is resent at
+// most once; see Service.Resend): derived, so that a repeated request names the
+// same record.
+func ResendID(sendID string) string {
+	sum := sha256.Sum256([]byte(sendID + "\x00resend"))
+	return "snd_r" + hex.EncodeToString(sum[:12])
 }
 
 // SendID is the id of the send record of (certificate, holder, revision).

@@ -30,6 +30,9 @@ type sendSpec struct {
 	// staff: an approval. It may take over a HELD or any FAILED record, and
 	// its own failures stay claimable (staff may approve again).
 	staff bool
+	// resend: an explicit resend (its own record). Like any send it only
+	// re-claims a retryable FAILED record, but it may be a hold's.
+	resend bool
 }
 
 // sendResult is what one send did.
@@ -45,7 +48,9 @@ type sendResult struct {
 	// holdOnPending was set): the caller holds it.
 	PendingApproval bool
 	// Retry is set when the job should be retried (NowCerts unavailable, store
-	// errors); the claim has been released.
+	// errors; the claim has been released), and when the outcome could not be
+	// recorded (the claim stays SENDING: the redelivery after its lease marks
+	// it UNKNOWN and never sends again).
 	Retry error
 }
 
@@ -63,7 +68,7 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 	for try := 0; ; try++ {
 		owner := newToken()
 		var err error
-		rec, err = s.st.ClaimSend(ctx, store.Claim{Send: spec.rec, Owner: owner, Lease: lease, ReclaimUnknown: reclaim, ReclaimFailed: spec.staff, ReclaimHeld: spec.staff, PolicyNumber: spec.policyGuard})
+		rec, err = s.st.ClaimSend(ctx, store.Claim{Send: spec.rec, Owner: owner, Lease: lease, ReclaimUnknown: reclaim, ReclaimFailed: spec.staff, ReclaimHeld: spec.staff, Staff: spec.staff || spec.resend, PolicyNumber: spec.policyGuard})
 		if err == nil {
 			break
 		}
@@ -115,7 +120,7 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 
 	var ans nowcerts.Answer
 	var err error
-	if !isGUID(spec.req.CertificateID) {
+	if !nowcerts.ValidGUID(spec.req.CertificateID) {
 		// NowCerts only sends its own certificates: retrying cannot help.
 		err = fmt.Errorf("%w: certificate id %q is not a NowCerts certificate id (a GUID)", nowcerts.ErrRejected, spec.req.CertificateID)
 	} else {
@@ -149,10 +154,28 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 	if spec.staff && comp.Status == store.SendFailed {
 		comp.Retryable = true
 	}
-	if cerr := s.complete(ctx, rec.ID, rec.Owner, comp); cerr != nil {
-		// The record stays SENDING: a redelivery after the lease finds it
-		// UNKNOWN and does not send again.
-		log.Error("send completion not recorded", "status", comp.Status, errAttr(cerr))
+	switch done, cerr := s.complete(ctx, rec.ID, rec.Owner, comp); {
+	case cerr == nil:
+		rec.Attempts = done.Attempts
+	case errors.Is(cerr, store.ErrConflict):
+		// Another attempt owns the record now (it expired and was taken
+		// over): that attempt records its own outcome.
+		log.Error("send completion not recorded: the claim was taken over", "status", comp.Status, errAttr(cerr))
+	case spec.automatic:
+		// The record stays SENDING. Acknowledging the job would leave it so
+		// for good, unseen: the job fails, and its redelivery (after the
+		// visibility timeout, longer than the lease) finds the lease expired,
+		// marks the record UNKNOWN with SendUnknown, and never sends again.
+		log.Error("send completion not recorded: failing the job so that its redelivery marks the send unknown",
+			"status", comp.Status, errAttr(cerr))
+		res.Retry = errors.Join(res.Retry, fmt.Errorf("record the outcome (%s) of send %s: %w", comp.Status, rec.ID, cerr))
+	default:
+		// A staff request: no redelivery will come to mark it. The record
+		// reads UNKNOWN once its lease runs out; count it now for the alarm.
+		if comp.Status != store.SendUnknown { // counted below
+			s.metrics.Count(obs.MetricSendUnknown, 1, nil)
+		}
+		log.Error("send completion not recorded: the send reads UNKNOWN once its claim expires", "status", comp.Status, errAttr(cerr))
 	}
 	now := s.now()
 	rec.Status, rec.Answer, rec.Error, rec.UpdatedAt = comp.Status, comp.Answer, comp.Error, now
@@ -191,21 +214,23 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 
 // complete writes the completion, retrying transient store errors on a context
 // that outlives a cancelled invocation (the call to NowCerts already happened).
-func (s *Service) complete(ctx context.Context, id, owner string, c store.Completion) error {
+// It returns the record as completed.
+func (s *Service) complete(ctx context.Context, id, owner string, c store.Completion) (store.Send, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var err error
 	for i := range completionTries {
-		if err = s.st.CompleteSend(ctx, id, owner, c); err == nil || errors.Is(err, store.ErrConflict) {
-			return err
+		var rec store.Send
+		if rec, err = s.st.CompleteSendRecord(ctx, id, owner, c); err == nil || errors.Is(err, store.ErrConflict) {
+			return rec, err
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return store.Send{}, err
 		case <-time.After(time.Duration(50<<i) * time.Millisecond):
 		}
 	}
-	return err
+	return store.Send{}, err
 }
 
 func answerText(a nowcerts.Answer) string {
@@ -276,11 +301,6 @@ func (s *Service) leaseFor(ctx context.Context) time.Duration {
 func mentionsPendingApproval(msg string) bool {
 	return strings.Contains(strings.ToLower(msg), "pending approval")
 }
-
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// isGUID reports whether id looks like a NowCerts id.
-func isGUID(id string) bool { return guidRE.MatchString(strings.TrimSpace(id)) }
 
 var emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 

@@ -2,6 +2,8 @@ package sending
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coiflow/coiflow/internal/jobs"
+	"github.com/coiflow/coiflow/internal/nowcerts"
 	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/store"
 )
@@ -84,7 +87,7 @@ func recipientOf(holderID, name, emails, fax string, historical []string) recipi
 		r.Key = holderID
 	} else if holderID != "" {
 		r.Key = strings.ToLower(holderID)
-		if isGUID(holderID) {
+		if nowcerts.ValidGUID(holderID) {
 			r.NowCertsID = holderID
 		}
 	}
@@ -206,9 +209,13 @@ func (s *Service) reject(ctx context.Context, holdID, by, reason string) error {
 	return nil
 }
 
-func (s *Service) resend(ctx context.Context, sendID, by, reason string) (Outcome, error) {
+func (s *Service) resend(ctx context.Context, q ResendRequest) (Outcome, error) {
+	sendID, by, reason := q.SendID, q.By, q.Reason
 	if strings.TrimSpace(by) == "" {
 		return Outcome{}, fmt.Errorf("%w: who asks for the resend is required", ErrInvalid)
+	}
+	if len(q.IdempotencyKey) > MaxIdempotencyKey {
+		return Outcome{}, fmt.Errorf("%w: idempotency key longer than %d bytes", ErrInvalid, MaxIdempotencyKey)
 	}
 	orig, err := s.st.GetSend(ctx, sendID)
 	if err != nil {
@@ -242,23 +249,73 @@ func (s *Service) resend(ctx context.Context, sendID, by, reason string) (Outcom
 	if err != nil {
 		return Outcome{}, err
 	}
+	key := ""
+	if q.IdempotencyKey != "" {
+		key = idempotencyHash(by, q.IdempotencyKey)
+	}
 	reqID := requestIDFrom(ctx)
+	log := s.log.With("requestId", reqID, "resendOf", orig.ID, "by", by, "idempotencyKey", q.IdempotencyKey != "")
+
+	// A send is resent at most once (to send again, resend the resend): the
+	// claim is one conditional write on the original, so concurrent requests
+	// make one resend. A request finding the send resent already is a repeat
+	// (same key, or no key to tell) and gets that resend's outcome, or (a
+	// different key: another request) a conflict.
+	newID, repeat := "", false
+	for try := 0; newID == ""; try++ {
+		if orig.SupersededBy != "" {
+			if key != "" && orig.ResendKey != key {
+				log.Info("resend refused: the send was resent by another request", "supersededBy", orig.SupersededBy)
+				return Outcome{}, fmt.Errorf("%w: send %s was resent already, as %s: to send it again, resend that send", ErrConflict, sendID, orig.SupersededBy)
+			}
+			newID, repeat = orig.SupersededBy, true
+			break
+		}
+		err := s.st.ClaimResend(ctx, orig.ID, ResendID(orig.ID), key)
+		if err == nil {
+			newID = ResendID(orig.ID)
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || try >= 2 {
+			return Outcome{}, mapStoreErr(err)
+		}
+		if orig, err = s.st.GetSend(ctx, sendID); err != nil { // resent meanwhile?
+			return Outcome{}, mapStoreErr(err)
+		}
+	}
+
 	rec := orig
-	rec.ID = "snd_r" + newToken()
+	rec.ID = newID
 	rec.Status, rec.Owner, rec.LeaseUntil, rec.Attempts, rec.Answer, rec.Error = "", "", 0, 0, "", ""
 	rec.History, rec.SentAt, rec.CreatedAt, rec.UpdatedAt, rec.SupersededBy = nil, time.Time{}, time.Time{}, time.Time{}, ""
+	rec.ResendKey = ""
 	rec.RequestID, rec.ResendOf, rec.ResendBy, rec.ResendReason = reqID, orig.ID, by, reason
 	if orig.ResendOf != "" {
 		rec.ResendOf = orig.ResendOf // link every resend to the first send
 	}
-	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r)})
-	if res.Status != OutcomeDuplicate {
-		if err := s.st.MarkSendSuperseded(ctx, orig.ID, res.ID); err != nil {
-			s.log.Error("original send not marked superseded", "sendId", orig.ID, "resendId", res.ID, errAttr(err))
+	// A repeat goes through the same claim: it finds the first request's
+	// record (and returns its outcome) or, if that attempt failed and may be
+	// retried, or never got as far as its record, carries it out.
+	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r), resend: true})
+	if res.Status == OutcomeDuplicate {
+		if res.Existing == store.SendSending {
+			return Outcome{}, fmt.Errorf("%w: resend %s of send %s is being sent right now (an earlier request)", ErrConflict, res.ID, sendID)
 		}
+		log.Info("resend repeated: the earlier request's outcome", "sendId", res.ID, "status", res.Existing)
+		return Outcome{SendIDs: []string{res.ID}, Status: res.Existing, Message: res.Message, Repeat: true}, nil
 	}
-	s.log.Info("resend requested", "requestId", reqID, "sendId", res.ID, "resendOf", orig.ID, "by", by, "status", res.Status)
+	log.Info("resend requested", "sendId", res.ID, "status", res.Status, "repeat", repeat)
 	return Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}, res.Retry
+}
+
+// MaxIdempotencyKey bounds ResendRequest.IdempotencyKey.
+const MaxIdempotencyKey = 255
+
+// idempotencyHash is how a request's idempotency key is kept: hashed, and
+// scoped to the principal (another principal's key is another request).
+func idempotencyHash(by, key string) string {
+	sum := sha256.Sum256([]byte(by + "\x00" + key))
+	return hex.EncodeToString(sum[:16])
 }
 
 // sendStatuses are the statuses QuerySends filters on.

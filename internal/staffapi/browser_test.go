@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -275,7 +276,42 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatalf("sandbox sends: %+v", sends)
 	}
 
-	// Resend the failed send: a reason is required, then it goes out.
+	// Resend the failed send: a reason is required, then it goes out. The
+	// page's fetch of the resend is held until released, to look at the page
+	// while the request is in flight, and its headers are kept.
+	eval := func(expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[any](expr)); err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+	}
+	evalBool := func(expr string) bool {
+		t.Helper()
+		v, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+	eval(`(function () {
+		window.__resends = [];
+		var gate = new Promise(function (r) { window.__release = r; });
+		var real = window.fetch;
+		window.fetch = function (url, init) {
+			if (String(url).indexOf('/resend') < 0) { return real(url, init); }
+			window.__resends.push({ url: String(url), key: (init.headers || {})['Idempotency-Key'] || '' });
+			return gate.then(function () { return real(url, init); });
+		};
+		return true;
+	})()`)
+	failedID, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector('#exceptions-body tr[data-send-id]').getAttribute('data-send-id')`))
+	if err != nil || failedID == "" {
+		t.Fatalf("failed send id: %q %v", failedID, err)
+	}
+	sameSend := `Array.from(document.querySelectorAll('button.resend')).filter(function (b) { return b.getAttribute('data-resend-of') === '` + failedID + `'; })`
+	if !evalBool(sameSend + `.length === 2`) {
+		t.Fatalf("the failed send has no Resend button in both the exceptions and the search results")
+	}
 	step("resend without a reason",
 		chromedp.Click(chromedp.CSS(`#exceptions-body tr[data-send-id] button.resend`)),
 		chromedp.WaitVisible(chromedp.ID("decide-ok")),
@@ -287,8 +323,26 @@ func TestPageInBrowser(t *testing.T) {
 	step("resend",
 		chromedp.SendKeys(chromedp.ID("decide-text"), "holder fixed their mailbox"),
 		chromedp.Click(chromedp.ID("decide-ok")),
-		until(`document.getElementById('notice').textContent.startsWith('Resend of')`),
+		until(`window.__resends.length === 1`),
 	)
+	// In flight: every Resend button of that send is disabled, and a click on
+	// the other one (search results) does nothing.
+	if !evalBool(sameSend + `.every(function (b) { return b.disabled; })`) {
+		t.Fatalf("a Resend button of %s is enabled while its resend is in flight", failedID)
+	}
+	eval(sameSend + `.forEach(function (b) { b.click(); })`)
+	if evalBool(`document.getElementById('decide').open`) || !evalBool(`window.__resends.length === 1`) {
+		t.Fatalf("a click during the resend opened the dialog or sent a second request")
+	}
+	eval(`window.__release()`)
+	step("resend answered", until(`document.getElementById('notice').textContent.startsWith('Resend of')`))
+	key, err := chromedp.Run(tab, chromedp.Evaluate[string](`window.__resends[0].key`))
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(key) {
+		t.Fatalf("the resend carried Idempotency-Key %q (%v), want a random UUID", key, err)
+	}
+	if logs := s.apiLogs.String(); !strings.Contains(logs, `"idempotencyKey":true`) {
+		t.Fatalf("the API did not see the Idempotency-Key:\n%s", logs)
+	}
 	if n := text(`#notice`); !strings.Contains(n, ": SENT.") {
 		t.Fatalf("notice after resend: %s", n)
 	}

@@ -32,7 +32,7 @@ type fakeSending struct {
 	sendQuerys int
 }
 
-type call struct{ ID, By, Reason string }
+type call struct{ ID, By, Reason, Key string }
 
 // t0 is the fixture clock.
 var t0 = time.Date(2026, 11, 21, 14, 30, 0, 0, time.UTC)
@@ -133,10 +133,11 @@ func (f *fakeSending) Reject(_ context.Context, holdID, by, reason string) error
 	return nil
 }
 
-func (f *fakeSending) Resend(_ context.Context, sendID, by, reason string) (sending.Outcome, error) {
+func (f *fakeSending) Resend(_ context.Context, q sending.ResendRequest) (sending.Outcome, error) {
+	sendID, by, reason := q.SendID, q.By, q.Reason
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.resends = append(f.resends, call{ID: sendID, By: by, Reason: reason})
+	f.resends = append(f.resends, call{ID: sendID, By: by, Reason: reason, Key: q.IdempotencyKey})
 	if f.fail != nil {
 		return f.failOutcome, f.fail
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ type stack struct {
 	token   string
 	apiLogs *syncBuffer
 	store   *store.Store // the table the api function uses
-	seq     int
+	seq     atomic.Int64
 }
 
 func newStack(t *testing.T) *stack {
@@ -107,8 +108,13 @@ func newStack(t *testing.T) *stack {
 // JSON out) and decodes the JSON body into out (when non-nil).
 func (s *stack) call(t *testing.T, auth, method, target, body string, out any) (events.APIGatewayV2HTTPResponse, string) {
 	t.Helper()
-	s.seq++
-	reqID := fmt.Sprintf("it-%d-%d", time.Now().UnixNano(), s.seq)
+	return s.callWith(t, auth, nil, method, target, body, out)
+}
+
+// callWith is call with extra request headers.
+func (s *stack) callWith(t *testing.T, auth string, headers map[string]string, method, target, body string, out any) (events.APIGatewayV2HTTPResponse, string) {
+	t.Helper()
+	reqID := fmt.Sprintf("it-%d-%d", time.Now().UnixNano(), s.seq.Add(1))
 	path, query, _ := strings.Cut(target, "?")
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "ANY /api/{proxy+}", RawPath: path, RawQueryString: query,
@@ -120,6 +126,9 @@ func (s *stack) call(t *testing.T, auth, method, target, body string, out any) (
 	}
 	if auth != "" {
 		ev.Headers["authorization"] = auth
+	}
+	for k, v := range headers {
+		ev.Headers[k] = v
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {

@@ -87,19 +87,48 @@ func (s *Server) getSend(ctx context.Context, r *request) (response, error) {
 
 // resendSend serves POST /api/sends/{id}/resend {"reason": "..."}: an explicit
 // resend by the authenticated principal, recorded and linked to the original.
+// An Idempotency-Key header makes it repeatable (see sending.ResendRequest).
 func (s *Server) resendSend(ctx context.Context, r *request) (response, error) {
 	id := r.Params["id"]
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return response{}, err
+	}
 	why, err := reason(r)
 	if err != nil {
 		return response{}, err
 	}
-	out, err := s.svc.Resend(ctx, id, r.Principal, why)
+	out, err := s.svc.Resend(ctx, sending.ResendRequest{SendID: id, By: r.Principal, Reason: why, IdempotencyKey: key})
 	if err != nil {
 		return response{}, outcomeError("resend not completed", out, err)
 	}
-	r.Log.InfoContext(ctx, "resend requested", "sendId", id, "reason", maskEmails(why),
-		"outcome", out.Status, "sendIds", out.SendIDs, "message", maskEmails(out.Message))
+	r.Log.InfoContext(ctx, "resend requested", "sendId", id, "reason", maskEmails(why), "idempotencyKey", key != "",
+		"repeat", out.Repeat, "outcome", out.Status, "sendIds", out.SendIDs, "message", maskEmails(out.Message))
 	return jsonResponse(http.StatusOK, ResendResult{SendID: id, RequestedBy: r.Principal, Reason: why, Outcome: NewOutcomeView(out)})
+}
+
+// idempotencyKey reads the optional Idempotency-Key header: 1 to
+// sending.MaxIdempotencyKey printable ASCII characters ("" when absent).
+func idempotencyKey(r *request) (string, error) {
+	v, ok := "", false
+	for k, x := range r.Header {
+		if strings.EqualFold(k, "idempotency-key") {
+			v, ok = x, true
+		}
+	}
+	if !ok {
+		return "", nil
+	}
+	v = strings.TrimSpace(v)
+	if v == "" || len(v) > sending.MaxIdempotencyKey {
+		return "", errorf(http.StatusBadRequest, "invalid Idempotency-Key header: want 1 to %d characters", sending.MaxIdempotencyKey)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return "", errorf(http.StatusBadRequest, "invalid Idempotency-Key header: printable ASCII characters only")
+		}
+	}
+	return v, nil
 }
 
 // timeParam reads an RFC3339 time or a YYYY-MM-DD date (a UTC day), as

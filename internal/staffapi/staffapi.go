@@ -7,7 +7,13 @@
 //	GET  /api/holds?status=pending|approved|rejected&limit=N
 //	POST /api/holds/{id}/approve   body optional: {"note": "..."}
 //	POST /api/holds/{id}/reject    body required: {"reason": "..."}
-//	POST /api/sends/{id}/resend    body required: {"reason": "..."}
+//	POST /api/sends/{id}/resend    body required: {"reason": "..."}; header
+//	     Idempotency-Key optional (≤ 255 printable ASCII characters): a repeat
+//	     with the same key returns the first request's outcome
+//	     ("repeat": true) and sends nothing new; without a key a send is
+//	     resent once (resend the newest send to send again). Approve and
+//	     reject need no key (the page sends one anyway): a hold is decided
+//	     once, a repeat is a 409
 //	GET  /api/sends?certificateId=&holder=&from=&to=&status=&limit=&cursor=
 //	GET  /api/sends/{id}
 //	GET  /api/sends/export?certificateId=&holder=&from=&to=&status=&format=csv|xlsx
@@ -55,7 +61,7 @@ type Sending interface {
 	ListHolds(ctx context.Context, q sending.HoldQuery) ([]sending.Hold, error)
 	Approve(ctx context.Context, holdID, approver string) (sending.Outcome, error)
 	Reject(ctx context.Context, holdID, by, reason string) error
-	Resend(ctx context.Context, sendID, by, reason string) (sending.Outcome, error)
+	Resend(ctx context.Context, q sending.ResendRequest) (sending.Outcome, error)
 	QuerySends(ctx context.Context, q sending.SendQuery) (sending.SendPage, error)
 	GetSend(ctx context.Context, sendID string) (sending.SendRecord, error)
 }

@@ -593,6 +593,26 @@ func TestDecisions(t *testing.T) {
 		resp, rb = h.do(t, event("POST", "/api/sends/send-missing/resend", `{"reason":"x"}`))
 		wantError(t, resp, rb, 404)
 	})
+	t.Run("resend idempotency key", func(t *testing.T) {
+		h := jwtHarness(t)
+		for _, bad := range []string{"", "  ", strings.Repeat("k", 256), "a\tb", "clé"} {
+			ev := event("POST", "/api/sends/snd_3c8e1a7f9d2b46e0c5a1/resend", `{"reason":"lost"}`)
+			ev.Headers["idempotency-key"] = bad
+			resp, rb := h.do(t, ev)
+			wantError(t, resp, rb, 400, "Idempotency-Key")
+		}
+		if len(h.fake.resends) != 0 {
+			t.Fatal("service called with a bad key")
+		}
+		ev := event("POST", "/api/sends/snd_3c8e1a7f9d2b46e0c5a1/resend", `{"reason":"lost"}`)
+		ev.Headers["Idempotency-Key"] = "5b0d8f1c-7a43-4e59-9d2e-1c3f6a8b9e70"
+		if resp, _ := h.do(t, ev); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, resp.Body)
+		}
+		if len(h.fake.resends) != 1 || h.fake.resends[0].Key != "5b0d8f1c-7a43-4e59-9d2e-1c3f6a8b9e70" || h.fake.resends[0].By != staffEmail {
+			t.Fatalf("service got %+v", h.fake.resends)
+		}
+	})
 	t.Run("content type", func(t *testing.T) {
 		h := jwtHarness(t)
 		ev := event("POST", "/api/holds/hld_5f0c2a9e7b3d41c8a6e2/reject", `{"reason":"x"}`)

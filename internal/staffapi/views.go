@@ -87,6 +87,9 @@ type OutcomeView struct {
 	Status  string   `json:"status"` // SENT, FAILED, UNKNOWN, DUPLICATE
 	Message string   `json:"message,omitempty"`
 	SendIDs []string `json:"sendIds"`
+	// Repeat: the request repeated an earlier one (same Idempotency-Key); the
+	// outcome is that request's, nothing new was sent.
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // HoldList is GET /api/holds.
@@ -223,5 +226,5 @@ func unstamp(s string) (time.Time, error) {
 
 // NewOutcomeView is the API's view of o.
 func NewOutcomeView(o sending.Outcome) OutcomeView {
-	return OutcomeView{Status: o.Status, Message: o.Message, SendIDs: nonNil(o.SendIDs)}
+	return OutcomeView{Status: o.Status, Message: o.Message, SendIDs: nonNil(o.SendIDs), Repeat: o.Repeat}
 }

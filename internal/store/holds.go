@@ -138,18 +138,7 @@ func (s *Store) PutHold(ctx context.Context, h Hold, rec Send) error {
 
 // GetHold reads one hold (strongly consistent).
 func (s *Store) GetHold(ctx context.Context, id string) (Hold, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: holdKey(id), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return Hold{}, fmt.Errorf("get hold %s: %w", id, err)
-	}
-	if len(out.Item) == 0 {
-		return Hold{}, fmt.Errorf("get hold %s: %w", id, ErrNotFound)
-	}
-	var h Hold
-	if err := attributevalue.UnmarshalMap(out.Item, &h); err != nil {
-		return Hold{}, fmt.Errorf("decode hold %s: %w", id, err)
-	}
-	return h, nil
+	return getItem(ctx, s, holdKey(id), "hold "+id, Hold{})
 }
 
 // ListHolds returns up to limit holds with status (pending includes holds
@@ -429,16 +418,5 @@ func (s *Store) PutPolicyStatus(ctx context.Context, p PolicyStatus) error {
 
 // GetPolicyStatus reads a policy's status; ErrNotFound when none was reported.
 func (s *Store) GetPolicyStatus(ctx context.Context, number string) (PolicyStatus, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: policyKey(number), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return PolicyStatus{}, fmt.Errorf("get policy %s status: %w", number, err)
-	}
-	if len(out.Item) == 0 {
-		return PolicyStatus{}, fmt.Errorf("get policy %s status: %w", number, ErrNotFound)
-	}
-	var p PolicyStatus
-	if err := attributevalue.UnmarshalMap(out.Item, &p); err != nil {
-		return PolicyStatus{}, fmt.Errorf("decode policy %s status: %w", number, err)
-	}
-	return p, nil
+	return getItem(ctx, s, policyKey(number), "policy "+number+" status", PolicyStatus{})
 }

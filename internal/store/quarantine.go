@@ -80,18 +80,7 @@ func (s *Store) PutQuarantine(ctx context.Context, q Quarantined) (created bool,
 
 // GetQuarantine reads one quarantine record; ErrNotFound when there is none.
 func (s *Store) GetQuarantine(ctx context.Context, id string) (Quarantined, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: quarantineKey(id), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return Quarantined{}, fmt.Errorf("get quarantine %s: %w", id, err)
-	}
-	if len(out.Item) == 0 {
-		return Quarantined{}, fmt.Errorf("get quarantine %s: %w", id, ErrNotFound)
-	}
-	var q Quarantined
-	if err := attributevalue.UnmarshalMap(out.Item, &q); err != nil {
-		return Quarantined{}, fmt.Errorf("decode quarantine %s: %w", id, err)
-	}
-	return q, nil
+	return getItem(ctx, s, quarantineKey(id), "quarantine "+id, Quarantined{})
 }
 
 // ListQuarantine returns up to limit quarantine records, newest first.

@@ -71,8 +71,11 @@ type Send struct {
 	ResendOf     string    `dynamodbav:"resendOf,omitempty"`
 	ResendBy     string    `dynamodbav:"resendBy,omitempty"`
 	ResendReason string    `dynamodbav:"resendReason,omitempty"`
-	SupersededBy string    `dynamodbav:"supersededBy,omitempty"` // a later resend of this send
-	ReceivedAt   time.Time `dynamodbav:"receivedAt,omitempty"`   // webhook received (end-to-end latency)
+	SupersededBy string    `dynamodbav:"supersededBy,omitempty"` // the resend of this send (ClaimResend)
+	// ResendKey is the idempotency key of the request that resent this send
+	// (as the caller keeps it; see ClaimResend).
+	ResendKey  string    `dynamodbav:"resendKey,omitempty"`
+	ReceivedAt time.Time `dynamodbav:"receivedAt,omitempty"` // webhook received (end-to-end latency)
 
 	CreatedAt time.Time `dynamodbav:"createdAt"`
 	UpdatedAt time.Time `dynamodbav:"updatedAt"`
@@ -148,6 +151,11 @@ type Claim struct {
 	// not; ReclaimHeld a HELD one (both: an explicit staff approval).
 	ReclaimFailed bool
 	ReclaimHeld   bool
+	// Staff marks a claim made for staff (an approval or a resend). Only such
+	// a claim may take over an existing record that belongs to a hold (has a
+	// holdId): an automatic delivery never re-claims a hold's FAILED or
+	// UNKNOWN record, whatever the rules say now.
+	Staff bool
 	// PolicyNumber, when set, makes the claim conditional on POLICY#<number>
 	// not being CANCELLED, in the same transaction (no read).
 	PolicyNumber string
@@ -259,11 +267,12 @@ func (u *sendUpdate) expression() string {
 // ClaimSend claims record c.Send.ID for one attempt (status SENDING, owner
 // c.Owner, lease c.Lease) with one conditional write: it succeeds when the
 // record does not exist, is FAILED and retryable (any FAILED with
-// ReclaimFailed), or UNKNOWN (ReclaimUnknown), or HELD (ReclaimHeld).
-// Otherwise it returns a *ClaimConflictError carrying the existing record
-// (taken from the failed write, no read). It returns the record as claimed
-// (Attempts counts this attempt; 0 when the claim was a transaction, which
-// returns no values).
+// ReclaimFailed), or UNKNOWN (ReclaimUnknown), or HELD (ReclaimHeld); a FAILED
+// or UNKNOWN record that belongs to a hold only for a Staff claim. Otherwise
+// it returns a *ClaimConflictError carrying the existing record (taken from
+// the failed write, no read). It returns the record as claimed (Attempts
+// counts this attempt; 0 when the claim was a transaction, which returns no
+// values: CompleteSendRecord returns the right count).
 func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 	now := s.now().UTC()
 	rec := c.Send
@@ -279,13 +288,21 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 	u.remove("error")
 	u.remove("retryable")
 	st := u.name("status")
-	conds := []string{"attribute_not_exists(PK)", "(" + st + " = " + u.val("failed", SendFailed) + " AND " + u.name("retryable") + " = " + u.val("true", true) + ")"}
+	// notHeld keeps an automatic claim off records that belong to a hold.
+	notHeld := func() string {
+		if c.Staff {
+			return ""
+		}
+		return " AND attribute_not_exists(" + u.name("holdId") + ")"
+	}
+	conds := []string{"attribute_not_exists(PK)"}
 	if c.ReclaimFailed {
-		conds[1] = st + " = :failed"
-		delete(u.values, ":true")
+		conds = append(conds, st+" = "+u.val("failed", SendFailed))
+	} else {
+		conds = append(conds, "("+st+" = "+u.val("failed", SendFailed)+" AND "+u.name("retryable")+" = "+u.val("true", true)+notHeld()+")")
 	}
 	if c.ReclaimUnknown {
-		conds = append(conds, st+" = "+u.val("unknown", SendUnknown))
+		conds = append(conds, "("+st+" = "+u.val("unknown", SendUnknown)+notHeld()+")")
 	}
 	if c.ReclaimHeld {
 		conds = append(conds, st+" = "+u.val("held", SendHeld))
@@ -407,6 +424,15 @@ type Completion struct {
 // UNKNOWN because its lease ran out while this attempt was still running: the
 // attempt knows better). ErrConflict when the attempt no longer owns it.
 func (s *Store) CompleteSend(ctx context.Context, id, owner string, c Completion) error {
+	_, err := s.CompleteSendRecord(ctx, id, owner, c)
+	return err
+}
+
+// CompleteSendRecord is CompleteSend returning the record as completed (the
+// same write; DynamoDB returns it without consuming read capacity). Its
+// Attempts is right whichever way the claim was made (a claim made in a
+// transaction cannot return it).
+func (s *Store) CompleteSendRecord(ctx context.Context, id, owner string, c Completion) (Send, error) {
 	now := s.now().UTC()
 	u := newSendUpdate()
 	u.set("status", c.Status)
@@ -426,19 +452,24 @@ func (s *Store) CompleteSend(ctx context.Context, id, owner string, c Completion
 	cond := "attribute_exists(PK) AND " + u.name("owner") + " = " + u.val("owner", owner) + " AND (" +
 		u.name("status") + " = " + u.val("sending", SendSending) + " OR " + u.name("status") + " = " + u.val("unknown", SendUnknown) + ")"
 	if u.err != nil {
-		return fmt.Errorf("complete send %s: %w", id, u.err)
+		return Send{}, fmt.Errorf("complete send %s: %w", id, u.err)
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: sendKey(id), UpdateExpression: aws.String(u.expression()),
 		ConditionExpression: aws.String(cond), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values,
+		ReturnValues: types.ReturnValueAllNew,
 	})
 	if err != nil {
 		if isConditionFailed(err) {
-			return fmt.Errorf("complete send %s: %w", id, ErrConflict)
+			return Send{}, fmt.Errorf("complete send %s: %w", id, ErrConflict)
 		}
-		return fmt.Errorf("complete send %s: %w", id, err)
+		return Send{}, fmt.Errorf("complete send %s: %w", id, err)
 	}
-	return nil
+	var rec Send
+	if err := attributevalue.UnmarshalMap(out.Attributes, &rec); err != nil {
+		return Send{}, fmt.Errorf("complete send %s: decode: %w", id, err)
+	}
+	return rec, nil
 }
 
 // MarkSendUnknown turns a SENDING record whose lease ran out (owned by owner)
@@ -471,37 +502,40 @@ func (s *Store) MarkSendUnknown(ctx context.Context, id, owner, reason string) e
 	return nil
 }
 
-// MarkSendSuperseded notes on record id that resend newID replaced it.
-func (s *Store) MarkSendSuperseded(ctx context.Context, id, newID string) error {
+// ClaimResend reserves the resend of record id, to be made as record newID:
+// one conditional update setting supersededBy = newID (and resendKey = key,
+// when set) on a record that was never resent. A send is resent at most once
+// (a later resend is a resend of newID), so concurrent requests make one. It
+// fails with ErrConflict when the record was resent already or does not exist
+// (read it to tell).
+func (s *Store) ClaimResend(ctx context.Context, id, newID, key string) error {
+	if id == "" || newID == "" {
+		return fmt.Errorf("claim resend of %q: id and new id are required", id)
+	}
+	u := newSendUpdate()
+	u.set("supersededBy", newID)
+	u.set("resendKey", key)
+	u.set("updatedAt", s.now().UTC())
+	cond := "attribute_exists(PK) AND attribute_not_exists(" + u.name("supersededBy") + ")"
+	if u.err != nil {
+		return fmt.Errorf("claim resend of %s: %w", id, u.err)
+	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table), Key: sendKey(id),
-		UpdateExpression:          aws.String("SET supersededBy = :n, updatedAt = :t"),
-		ConditionExpression:       aws.String("attribute_exists(PK)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":n": &types.AttributeValueMemberS{Value: newID}, ":t": &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)}},
+		TableName: aws.String(s.table), Key: sendKey(id), UpdateExpression: aws.String(u.expression()),
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values,
 	})
 	if err != nil {
 		if isConditionFailed(err) {
-			return fmt.Errorf("mark send %s superseded: %w", id, ErrNotFound)
+			return fmt.Errorf("claim resend of %s: %w", id, ErrConflict)
 		}
-		return fmt.Errorf("mark send %s superseded: %w", id, err)
+		return fmt.Errorf("claim resend of %s: %w", id, err)
 	}
 	return nil
 }
 
 // GetSend reads one send record (strongly consistent).
 func (s *Store) GetSend(ctx context.Context, id string) (Send, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: sendKey(id), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return Send{}, fmt.Errorf("get send %s: %w", id, err)
-	}
-	if len(out.Item) == 0 {
-		return Send{}, fmt.Errorf("get send %s: %w", id, ErrNotFound)
-	}
-	var rec Send
-	if err := attributevalue.UnmarshalMap(out.Item, &rec); err != nil {
-		return Send{}, fmt.Errorf("decode send %s: %w", id, err)
-	}
-	return rec, nil
+	return getItem(ctx, s, sendKey(id), "send "+id, Send{})
 }
 
 // SendFilter selects send records for QuerySends.

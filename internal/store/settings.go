@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -99,16 +100,12 @@ func (s *Store) GetSettings(ctx context.Context, agencyID string) (Settings, err
 	if agencyID == "" {
 		agencyID = DefaultAgency
 	}
-	set := DefaultSettings(agencyID)
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: agencyKey(agencyID)})
-	if err != nil {
-		return Settings{}, fmt.Errorf("get settings of agency %s: %w", agencyID, err)
-	}
-	if len(out.Item) == 0 {
-		return set, nil
-	}
-	if err := attributevalue.UnmarshalMap(out.Item, &set); err != nil {
-		return Settings{}, fmt.Errorf("decode settings of agency %s: %w", agencyID, err)
+	set, err := getItem(ctx, s, agencyKey(agencyID), "settings of agency "+agencyID, DefaultSettings(agencyID))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return DefaultSettings(agencyID), nil
+	case err != nil:
+		return Settings{}, err
 	}
 	set.AgencyID = agencyID
 	return set, nil

@@ -12,7 +12,7 @@
 //
 //	QUARANTINE#<eventID> / QUARANTINE        quarantined webhook bodies (quarantine.go)
 //	SEND#<sendID> / CLAIM                    send claim = audit record, every attempt in it (sends.go);
-//	                                         sendID = hash(certID, holderID, rev), or random for a resend
+//	                                         sendID = hash(certID, holderID, rev), or hash(original sendID) for a resend
 //	HOLD#<id> / HOLD                         held certificates awaiting approval (holds.go)
 //	POLICY#<number> / STATUS                 carrier-reported policy status (holds.go)
 //	CRM#<externalID> / STATE                 last event time and field hash per CRM entity (crm.go)

@@ -47,10 +47,35 @@
     return this.message + (this.requestId ? ' (request ' + this.requestId + ')' : '');
   };
 
+  // newKey is a fresh Idempotency-Key (crypto.randomUUID needs a secure
+  // context; the fallback builds the same random UUID v4 by hand).
+  function newKey() {
+    if (window.crypto && typeof crypto.randomUUID === 'function') { return crypto.randomUUID(); }
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join('');
+    return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
+  }
+
+  // Action keys: one Idempotency-Key per click of an action button. A request
+  // that ended without a definite answer (no response, or a 5xx) keeps its key
+  // for the next click on the same action: that click is a retry, and the API
+  // answers it with the first request's outcome instead of acting twice.
+  var pendingKeys = {};
+  function actionKey(action) {
+    if (!pendingKeys[action]) { pendingKeys[action] = newKey(); }
+    return pendingKeys[action];
+  }
+  function settleKey(action, err) {
+    if (!err || (err.status && err.status < 500)) { delete pendingKeys[action]; }
+  }
+
   // api calls the staff API and returns the decoded JSON (or the Response when
-  // raw is set). A 401 signs out.
-  function api(method, path, body, raw) {
+  // raw is set). A 401 signs out. key, when given, is sent as Idempotency-Key.
+  function api(method, path, body, raw, key) {
     var headers = { 'Authorization': 'Bearer ' + token() };
+    if (key) { headers['Idempotency-Key'] = key; }
     var init = { method: method, headers: headers, cache: 'no-store', credentials: 'omit' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -170,18 +195,23 @@
     var actions = el('td', { cls: 'actions' }, [approve, reject, result]);
     tr.append(certCell(h), holderCell(h), reasonCell, el('td', {}, [when(h.createdAt)]), actions);
 
+    // Both buttons are disabled from the click until the request is answered:
+    // a hold gets one decision request at a time.
     function busy(on) { approve.disabled = on; reject.disabled = on; }
     var who = (h.holderName || h.holderId || 'the holder') + (h.holderEmail ? ' <' + h.holderEmail + '>' : '');
+    var action = 'hold:' + h.id;
 
     approve.addEventListener('click', function () {
+      if (approve.disabled) { return; }
+      busy(true);
       decide('Approve and send', 'Certificate ' + h.certificateId + ' goes to ' + who +
         ' through NowCerts (Approve, then send).', 'Note for the log (optional)', 'Approve and send', false)
         .then(function (d) {
-          if (!d) { return; }
-          busy(true);
+          if (!d) { busy(false); return; }
           result.textContent = 'Approving…';
-          return api('POST', 'holds/' + encodeURIComponent(h.id) + '/approve', d.text ? { note: d.text } : {})
+          return api('POST', 'holds/' + encodeURIComponent(h.id) + '/approve', d.text ? { note: d.text } : {}, false, actionKey(action))
             .then(function (res) {
+              settleKey(action);
               var o = res.outcome || {};
               tr.classList.add('decided');
               approve.remove();
@@ -193,6 +223,7 @@
               loadExceptions();
               search(false);
             }, function (err) {
+              settleKey(action, err);
               busy(false);
               result.textContent = '';
               result.appendChild(el('span', { cls: 'error', text: String(err) }));
@@ -202,13 +233,15 @@
     });
 
     reject.addEventListener('click', function () {
+      if (reject.disabled) { return; }
+      busy(true);
       decide('Reject hold', 'Certificate ' + h.certificateId + ' will not be sent to ' + who + '.',
         'Reason (required, kept in the audit log)', 'Reject', true)
         .then(function (d) {
-          if (!d) { return; }
-          busy(true);
-          return api('POST', 'holds/' + encodeURIComponent(h.id) + '/reject', { reason: d.text })
+          if (!d) { busy(false); return; }
+          return api('POST', 'holds/' + encodeURIComponent(h.id) + '/reject', { reason: d.text }, false, actionKey(action))
             .then(function (res) {
+              settleKey(action);
               tr.classList.add('decided');
               approve.remove();
               reject.remove();
@@ -216,6 +249,7 @@
               notice('Hold for certificate ' + h.certificateId + ' rejected.', 'good');
               search(false);
             }, function (err) {
+              settleKey(action, err);
               busy(false);
               fail('Rejection')(err);
             });
@@ -235,24 +269,48 @@
 
   // ---- sends (exceptions and search results)
 
+  // resending holds the ids of the sends whose resend request is in flight:
+  // every Resend button of such a send (it may be listed twice: exceptions and
+  // search results, and lists reload meanwhile) stays disabled until the
+  // answer, so one click makes one request.
+  var resending = {};
+
+  function resendButtons(id) {
+    return Array.prototype.filter.call(document.querySelectorAll('button.resend'), function (b) {
+      return b.getAttribute('data-resend-of') === id;
+    });
+  }
+
+  function setResending(id, on) {
+    if (on) { resending[id] = true; } else { delete resending[id]; }
+    resendButtons(id).forEach(function (b) { b.disabled = on; });
+  }
+
   function resendButton(s, after) {
-    var b = el('button', { cls: 'resend', text: 'Resend', attrs: { type: 'button' } });
+    var b = el('button', { cls: 'resend', text: 'Resend', attrs: { type: 'button', 'data-resend-of': s.id } });
+    b.disabled = !!resending[s.id];
+    var action = 'resend:' + s.id;
     b.addEventListener('click', function () {
+      if (b.disabled || resending[s.id]) { return; }
+      setResending(s.id, true);
       var who = (s.holderName || s.holderId || 'the holder') + (s.holderEmail ? ' <' + s.holderEmail + '>' : '');
       decide('Resend certificate', 'Certificate ' + s.certificateId + ' will be sent again to ' + who +
         '. This is recorded as a new send linked to ' + s.id + '.', 'Reason (required, kept in the audit log)', 'Resend', true)
         .then(function (d) {
-          if (!d) { return; }
-          b.disabled = true;
-          return api('POST', 'sends/' + encodeURIComponent(s.id) + '/resend', { reason: d.text })
+          if (!d) { setResending(s.id, false); return; }
+          return api('POST', 'sends/' + encodeURIComponent(s.id) + '/resend', { reason: d.text }, false, actionKey(action))
             .then(function (res) {
+              settleKey(action);
+              delete resending[s.id];
               var o = res.outcome || {};
-              b.replaceWith(el('span', {}, [statusBadge(o.status), el('span', { cls: 'sub mono', text: ' ' + (o.sendIds || []).join(', ') })]));
-              notice('Resend of ' + s.id + ': ' + o.status + '.', o.status === 'SENT' ? 'good' : 'bad');
+              var shown = el('span', {}, [statusBadge(o.status), el('span', { cls: 'sub mono', text: ' ' + (o.sendIds || []).join(', ') })]);
+              resendButtons(s.id).forEach(function (x) { x.replaceWith(shown.cloneNode(true)); });
+              notice('Resend of ' + s.id + ': ' + o.status + (o.repeat ? ' (already requested)' : '') + '.', o.status === 'SENT' ? 'good' : 'bad');
               if (after) { after(); }
               search(false);
             }, function (err) {
-              b.disabled = false;
+              settleKey(action, err);
+              setResending(s.id, false);
               fail('Resend')(err);
             });
         });
