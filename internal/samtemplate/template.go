@@ -43,6 +43,8 @@ type Parameter struct {
 	Type       string
 	Default    any
 	HasDefault bool
+	// MaxValue is a Number parameter's MaxValue (nil when unset).
+	MaxValue any
 }
 
 // Resource is one resource with its generic properties.
@@ -101,6 +103,7 @@ func Parse(b []byte) (*Template, error) {
 			p := Parameter{}
 			p.Type, _ = m["Type"].(string)
 			p.Default, p.HasDefault = m["Default"]
+			p.MaxValue = m["MaxValue"]
 			t.Parameters[name] = p
 		}
 	}

@@ -79,7 +79,15 @@ func checkQueuesAndConsumers(t testing.TB, tm *Template, root string) {
 		t.Error(err)
 		return
 	}
+	// Check the worst deployment the template allows: every Number parameter at
+	// its MaxValue (a timeout parameter's default may satisfy 6x where its
+	// maximum would not).
 	r := NewResolver(tm, nil)
+	for name, p := range tm.Parameters {
+		if p.MaxValue != nil {
+			r.Parameters[name] = fmt.Sprint(p.MaxValue)
+		}
+	}
 	consumed := map[string]bool{}
 	for _, f := range fns {
 		timeout := 3
@@ -538,7 +546,7 @@ func (r *recorder) Helper()           {}
 
 const badTemplate = `
 Parameters:
-  WorkerTimeoutSeconds: {Type: Number, Default: 100}
+  WorkerTimeoutSeconds: {Type: Number, Default: 10, MaxValue: 100}
 Resources:
   Worker:
     Type: AWS::Serverless::Function
