@@ -1,9 +1,9 @@
 package nowcerts_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"github.com/coiflow/coiflow/internal/testsupport"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -118,23 +118,8 @@ func (s *sleeps) all() []time.Duration {
 	return append([]time.Duration(nil), s.ds...)
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared goroutine-safe log sink.
+type syncBuffer = testsupport.Buffer
 
 const secretID = "arn:aws:secretsmanager:us-east-1:000000000000:secret:nowcerts-test"
 
