@@ -321,6 +321,9 @@ func idempotencyHash(by, key string) string {
 // sendStatuses are the statuses QuerySends filters on.
 var sendStatuses = []string{StatusSending, StatusSent, StatusFailed, StatusUnknown, StatusHeld, StatusRejected}
 
+// SendStatuses returns the statuses QuerySends filters on.
+func SendStatuses() []string { return slices.Clone(sendStatuses) }
+
 func (s *Service) querySends(ctx context.Context, q SendQuery) (SendPage, error) {
 	st := strings.ToUpper(strings.TrimSpace(q.Status))
 	if st != "" && !slices.Contains(sendStatuses, st) {

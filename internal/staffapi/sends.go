@@ -10,8 +10,9 @@ import (
 	"github.com/coiflow/coiflow/internal/sending"
 )
 
-// sendStatuses are the values GET /api/sends?status= takes (any case).
-var sendStatuses = []string{sending.StatusSending, sending.StatusSent, sending.StatusFailed, sending.StatusUnknown}
+// sendStatuses are the values GET /api/sends?status= takes (any case): every
+// status the send pipeline filters on, HELD and REJECTED included.
+var sendStatuses = sending.SendStatuses()
 
 // maxCursor bounds the opaque paging cursor.
 const maxCursor = 4096

@@ -470,6 +470,8 @@ func TestSendQueryParameters(t *testing.T) {
 		{"/api/sends?from=2026-11-21&to=2026-11-21", // one whole day
 			sending.SendQuery{From: day("2026-11-21"), To: day("2026-11-22").Add(-time.Nanosecond), Limit: 50}},
 		{"/api/sends?to=2026-11-21&limit=500", sending.SendQuery{To: day("2026-11-22").Add(-time.Nanosecond), Limit: 500}},
+		{"/api/sends?status=held", sending.SendQuery{Status: "HELD", Limit: 50}},
+		{"/api/sends?status=Rejected", sending.SendQuery{Status: "REJECTED", Limit: 50}},
 	}
 	for _, c := range cases {
 		t.Run(c.target, func(t *testing.T) {
