@@ -351,7 +351,7 @@ func TestExportParameters(t *testing.T) {
 		{"/api/sends/export?cursor=page-2", 400, []string{"cursor"}},
 		{"/api/sends/export?from=2026-11-22&to=2026-11-21", 400, []string{"to", "before from"}},
 		{"/api/sends/export?from=yesterday", 400, []string{"from"}},
-		{"/api/sends/export?status=held", 400, []string{"status"}},
+		{"/api/sends/export?status=lost", 400, []string{"status"}},
 		{"/api/sends/export?format=csv&format=xlsx", 400, []string{"format", "more than once"}},
 	} {
 		resp, body := h.do(t, event("GET", c.target, ""))
