@@ -79,18 +79,7 @@ func crmStateKey(externalID string) map[string]types.AttributeValue {
 // GetCRMState reads a record's state (strongly consistent); ErrNotFound when
 // coiflow never wrote one.
 func (s *Store) GetCRMState(ctx context.Context, externalID string) (CRMState, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: crmStateKey(externalID), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return CRMState{}, fmt.Errorf("store: get crm state %s: %w", externalID, err)
-	}
-	if out.Item == nil {
-		return CRMState{}, fmt.Errorf("store: crm state %s: %w", externalID, ErrNotFound)
-	}
-	var st CRMState
-	if err := attributevalue.UnmarshalMap(out.Item, &st); err != nil {
-		return CRMState{}, fmt.Errorf("store: decode crm state %s: %w", externalID, err)
-	}
-	return st, nil
+	return getItem(ctx, s, crmStateKey(externalID), "crm state "+externalID, CRMState{})
 }
 
 // PutCRMState writes st if the stored version is still prevVersion (0: no
@@ -342,18 +331,7 @@ func (s *Store) setNote(ctx context.Context, jobID, owner, state, crmID string) 
 
 // GetCRMNote reads a note claim; ErrNotFound when there is none.
 func (s *Store) GetCRMNote(ctx context.Context, jobID string) (CRMNote, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: crmNoteKey(jobID), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return CRMNote{}, fmt.Errorf("store: get note %s: %w", jobID, err)
-	}
-	if out.Item == nil {
-		return CRMNote{}, fmt.Errorf("store: note %s: %w", jobID, ErrNotFound)
-	}
-	var n CRMNote
-	if err := attributevalue.UnmarshalMap(out.Item, &n); err != nil {
-		return CRMNote{}, fmt.Errorf("store: decode note %s: %w", jobID, err)
-	}
-	return n, nil
+	return getItem(ctx, s, crmNoteKey(jobID), "note "+jobID, CRMNote{})
 }
 
 // CRMFailure is a permanent CRM failure: recorded, logged, counted and not
