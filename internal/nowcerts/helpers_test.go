@@ -3,6 +3,7 @@ package nowcerts_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/coiflow/coiflow/internal/testsupport"
 	"net/http"
 	"net/http/httptest"
@@ -21,48 +22,95 @@ import (
 // tests do not start it).
 func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
-// memSecrets is an in-memory Secrets (unit tests only).
+// memSecrets is an in-memory, versioned Secrets (unit tests only).
 type memSecrets struct {
-	mu    sync.Mutex
-	vals  map[string]string
-	gets  int
-	puts  int
-	onPut func(value string)
+	mu       sync.Mutex
+	versions map[string][]memVersion // oldest first; the last is current
+	n        int                     // versions made
+	gets     int
+	puts     int
+	onPut    func(value string)
+	// lag: after each PutSecret, this many reads of the current version
+	// return the previous version instead (a reader behind the write).
+	lag     int
+	lagLeft int
+	stale   int // lagging reads served
 }
+
+type memVersion struct{ id, value string }
 
 func newMemSecrets(id, value string) *memSecrets {
-	return &memSecrets{vals: map[string]string{id: value}}
+	m := &memSecrets{versions: map[string][]memVersion{}}
+	m.set(id, value)
+	return m
 }
 
-func (m *memSecrets) GetSecretValue(_ context.Context, id string) (string, error) {
+// set stores value as a new current version (no lag) and returns its id.
+func (m *memSecrets) set(id, value string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.setLocked(id, value)
+}
+
+func (m *memSecrets) setLocked(id, value string) string {
+	m.n++
+	v := memVersion{id: fmt.Sprintf("v%d", m.n), value: value}
+	m.versions[id] = append(m.versions[id], v)
+	return v.id
+}
+
+// current is the current value of id, as written (never lagging).
+func (m *memSecrets) current(id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vs := m.versions[id]
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[len(vs)-1].value
+}
+
+func (m *memSecrets) GetSecret(_ context.Context, id, versionID string) (nowcerts.SecretVersion, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gets++
-	v, ok := m.vals[id]
-	if !ok {
-		return "", errors.New("ResourceNotFoundException")
+	vs := m.versions[id]
+	if len(vs) == 0 {
+		return nowcerts.SecretVersion{}, errors.New("ResourceNotFoundException")
 	}
-	return v, nil
+	if versionID != "" {
+		for _, v := range vs {
+			if v.id == versionID {
+				return nowcerts.SecretVersion{Value: v.value, VersionID: v.id}, nil
+			}
+		}
+		return nowcerts.SecretVersion{}, errors.New("ResourceNotFoundException: no such version")
+	}
+	v := vs[len(vs)-1]
+	if m.lagLeft > 0 && len(vs) > 1 {
+		m.lagLeft--
+		m.stale++
+		v = vs[len(vs)-2]
+	}
+	return nowcerts.SecretVersion{Value: v.value, VersionID: v.id}, nil
 }
 
-func (m *memSecrets) PutSecretValue(_ context.Context, id, value string) error {
+func (m *memSecrets) PutSecret(_ context.Context, id, value string) (string, error) {
 	m.mu.Lock()
-	m.vals[id] = value
+	ver := m.setLocked(id, value)
 	m.puts++
+	m.lagLeft = m.lag
 	f := m.onPut
 	m.mu.Unlock()
 	if f != nil {
 		f(value)
 	}
-	return nil
+	return ver, nil
 }
 
 func (m *memSecrets) creds(t *testing.T, id string) nowcerts.Credentials {
 	t.Helper()
-	m.mu.Lock()
-	v := m.vals[id]
-	m.mu.Unlock()
-	c, err := nowcerts.ParseCredentials(v)
+	c, err := nowcerts.ParseCredentials(m.current(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +123,8 @@ type memLease struct {
 	owner    string
 	until    time.Time
 	acquired int
+	ver      string // version note
+	verExp   time.Time
 }
 
 func (l *memLease) AcquireLease(_ context.Context, _, owner string, ttl time.Duration) (bool, error) {
@@ -89,14 +139,23 @@ func (l *memLease) AcquireLease(_ context.Context, _, owner string, ttl time.Dur
 	return true, nil
 }
 
-func (l *memLease) ReleaseLease(_ context.Context, _, owner string) error {
+func (l *memLease) ReleaseLeaseWithVersion(_ context.Context, _, owner, version string, expiresAt time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.owner != owner {
 		return errors.New("not the owner")
 	}
 	l.owner = ""
+	if version != "" {
+		l.ver, l.verExp = version, expiresAt
+	}
 	return nil
+}
+
+func (l *memLease) LeaseVersion(_ context.Context, _ string) (string, time.Time, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ver, l.verExp, nil
 }
 
 // sleeps records requested sleeps and returns at once (honouring ctx).
@@ -189,9 +248,7 @@ func (h *harness) setSecret(t *testing.T, c nowcerts.Credentials) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.secrets.mu.Lock()
-	h.secrets.vals[secretID] = v
-	h.secrets.mu.Unlock()
+	h.secrets.set(secretID, v)
 }
 
 func sendReq() nowcerts.SendRequest {

@@ -24,6 +24,7 @@ type wired struct {
 	tc      nowcerts.TokenConfig
 	secrets nowcerts.SecretsManager
 	arn     string
+	st      *store.Store
 }
 
 func newWired(t *testing.T, secret func(sb *nowcertssandbox.Sandbox) nowcerts.Credentials) *wired {
@@ -49,6 +50,7 @@ func newWired(t *testing.T, secret func(sb *nowcertssandbox.Sandbox) nowcerts.Cr
 	return &wired{
 		sb:  sb,
 		arn: arn,
+		st:  st,
 		cfg: nowcerts.Config{
 			BaseURL:    base,
 			HTTPClient: &http.Client{},
@@ -142,11 +144,21 @@ func TestIntegrationFiftyWorkersOneRefresh(t *testing.T) {
 			t.Fatalf("a call was answered %d", c.Status)
 		}
 	}
+	// The refresher recorded the version it stored in the lease.
+	sv, err := w.secrets.GetSecret(context.Background(), w.arn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, exp, err := w.st.LeaseVersion(context.Background(), "nowcerts-token")
+	if err != nil || ver != sv.VersionID || !exp.Equal(cur.ExpiresAt) {
+		t.Fatalf("lease note %q until %s (%v); want %q until %s", ver, exp, err, sv.VersionID, cur.ExpiresAt)
+	}
 }
 
 // TestIntegrationRotationAndFallback: the rotated pair is stored at once (a
-// new container sees it without any refresh), and a spent refresh token falls
-// back to the password grant.
+// new container sees it without any refresh); a stale write of the secret is
+// seen through by the lease's version note (GetSecretValue with VersionId over
+// moto); and a spent refresh token falls back to the password grant.
 func TestIntegrationRotationAndFallback(t *testing.T) {
 	w := newWired(t, expiredPair)
 	ctx := context.Background()
@@ -168,23 +180,70 @@ func TestIntegrationRotationAndFallback(t *testing.T) {
 		t.Fatalf("%d refreshes, want 1", n)
 	}
 
-	// Put the spent refresh token back (as if a stale write won): the refresh
-	// grant fails, the password grant takes over, and its pair is stored.
-	cur.RefreshToken, cur.ExpiresAt = old.RefreshToken, time.Now().Add(-time.Minute)
-	v, _ := cur.Marshal()
-	if err := w.secrets.PutSecretValue(ctx, w.arn, v); err != nil {
+	// Put the expired token and spent refresh token back (as if a stale
+	// write won): the lease names the refreshed version, which a new
+	// container reads by its VersionId instead of refreshing.
+	stale := cur
+	stale.RefreshToken, stale.ExpiresAt = old.RefreshToken, time.Now().Add(-time.Minute)
+	v, _ := stale.Marshal()
+	if _, err := w.secrets.PutSecret(ctx, w.arn, v); err != nil {
 		t.Fatal(err)
 	}
-	_, c3 := w.container(t)
-	if _, err := c3.Certificate(ctx, nowcertssandbox.SeedCertificateReady); err != nil {
+	ts3, _ := w.container(t)
+	if tok3, err := ts3.Token(ctx); err != nil || tok3 != tok1 {
+		t.Fatalf("after a stale write: %v (the refreshed token: %v)", err, tok3 == tok1)
+	}
+	if r, p := w.sb.TokenCalls("refresh_token"), w.sb.TokenCalls("password"); r != 1 || p != 0 {
+		t.Fatalf("token calls: refresh %d, password %d; want 1 and 0", r, p)
+	}
+
+	// A spent refresh token and no version to fall back on (a new table, so
+	// no lease note): the refresh grant fails, the password grant takes over,
+	// and its pair is stored.
+	w2 := newWired(t, func(sb *nowcertssandbox.Sandbox) nowcerts.Credentials {
+		c := expiredPair(sb)
+		c.RefreshToken = old.RefreshToken // spent at the other sandbox, unknown here
+		return c
+	})
+	_, c4 := w2.container(t)
+	if _, err := c4.Certificate(ctx, nowcertssandbox.SeedCertificateReady); err != nil {
 		t.Fatal(err)
 	}
-	if r, p := w.sb.TokenCalls("refresh_token"), w.sb.TokenCalls("password"); r != 2 || p != 1 {
-		t.Fatalf("token calls: refresh %d, password %d; want 2 and 1", r, p)
+	if r, p := w2.sb.TokenCalls("refresh_token"), w2.sb.TokenCalls("password"); r != 1 || p != 1 {
+		t.Fatalf("token calls: refresh %d, password %d; want 1 and 1", r, p)
 	}
-	after := w.stored(t)
-	if after.RefreshToken == old.RefreshToken || after.AccessToken == cur.AccessToken {
+	if after := w2.stored(t); after.RefreshToken == old.RefreshToken || after.AccessToken == "" || !after.ExpiresAt.After(time.Now()) {
 		t.Fatalf("password grant's pair not stored")
+	}
+}
+
+// TestIntegrationVersionedSecrets: the Secrets Manager adapter over moto —
+// PutSecret returns the new version's id, GetSecret reads the current version
+// or an exact older one by id.
+func TestIntegrationVersionedSecrets(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	arn := env.NewSecret(t, `{"n":1}`)
+	sm := nowcerts.SecretsManager{API: env.SecretsManager()}
+	first, err := sm.GetSecret(ctx, arn, "")
+	if err != nil || first.Value != `{"n":1}` || first.VersionID == "" {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	ver, err := sm.PutSecret(ctx, arn, `{"n":2}`)
+	if err != nil || ver == "" || ver == first.VersionID {
+		t.Fatalf("put: %q, %v", ver, err)
+	}
+	if cur, err := sm.GetSecret(ctx, arn, ""); err != nil || cur.Value != `{"n":2}` || cur.VersionID != ver {
+		t.Fatalf("current: %+v, %v; want version %s", cur, err, ver)
+	}
+	if prev, err := sm.GetSecret(ctx, arn, first.VersionID); err != nil || prev.Value != `{"n":1}` || prev.VersionID != first.VersionID {
+		t.Fatalf("by version id: %+v, %v", prev, err)
+	}
+	if v, err := sm.GetSecretValue(ctx, arn); err != nil || v != `{"n":2}` {
+		t.Fatalf("GetSecretValue: %q, %v", v, err)
+	}
+	if _, err := sm.GetSecret(ctx, arn, "00000000-0000-0000-0000-000000000000"); err == nil {
+		t.Fatal("an unknown version id was read")
 	}
 }
 

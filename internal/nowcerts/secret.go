@@ -8,11 +8,21 @@ import (
 	"time"
 )
 
-// Secrets reads and writes one secret's string value. The Secrets Manager
-// adapter (SecretsManager) implements it; tests use an in-memory one.
+// Secrets reads and writes one secret's string value, by version. The Secrets
+// Manager adapter (SecretsManager) implements it; tests use an in-memory one.
 type Secrets interface {
-	GetSecretValue(ctx context.Context, id string) (string, error)
-	PutSecretValue(ctx context.Context, id, value string) error
+	// GetSecret returns the version versionID of the secret id, or its current
+	// version when versionID is "".
+	GetSecret(ctx context.Context, id, versionID string) (SecretVersion, error)
+	// PutSecret stores value as the new current version of the secret id and
+	// returns the new version's id.
+	PutSecret(ctx context.Context, id, value string) (versionID string, err error)
+}
+
+// SecretVersion is one version of a secret as read.
+type SecretVersion struct {
+	Value     string
+	VersionID string
 }
 
 // Credentials is the NowCerts secret: the login and the current token pair.

@@ -16,9 +16,16 @@ import (
 // Lease is a named lock shared by every container (the DynamoDB lease in
 // internal/store implements it). AcquireLease reports false, without error, when
 // someone else holds an unexpired lease; an expired one can be taken over.
+//
+// The lease also carries a version note: ReleaseLeaseWithVersion records, as
+// it releases, the secret version the holder wrote and that token's expiry
+// (an empty version releases without touching the note); LeaseVersion reads
+// the last note ("" when there is none). The note outlives later
+// acquisitions and plain releases.
 type Lease interface {
 	AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
-	ReleaseLease(ctx context.Context, name, owner string) error
+	ReleaseLeaseWithVersion(ctx context.Context, name, owner, version string, expiresAt time.Time) error
+	LeaseVersion(ctx context.Context, name string) (version string, expiresAt time.Time, err error)
 }
 
 // TokenConfig says where the NowCerts token lives and how refreshes are
@@ -59,6 +66,16 @@ func (tc TokenConfig) withDefaults() TokenConfig {
 // container, refreshes before expiry and after a 401, and makes sure that one
 // refresher at a time (across all containers, through the Lease) spends the
 // rotating refresh token and stores the new pair before anyone uses it.
+//
+// Reads are fenced by version, because a just-written secret may not be what
+// the next reader of AWSCURRENT gets: the refresher records the version id
+// PutSecretValue returned, and the new token's expiry, in the lease as it
+// releases it. A reader whose AWSCURRENT token is not good enough (waiters,
+// and a refresher right after acquiring the lease) reads the lease's note;
+// when the note names another version whose token expires later than the one
+// read, it reads that exact version instead. So a lagging read never makes a
+// refresher spend an already-used refresh token.
+//
 // It implements Tokens and is safe for concurrent use.
 type TokenSource struct {
 	t     *transport
@@ -129,7 +146,7 @@ type RefreshSummary struct {
 // other refresh. It is what the scheduled token-refresher runs.
 func (s *TokenSource) RefreshIfExpiring(ctx context.Context, window time.Duration, force bool) (RefreshSummary, error) {
 	now := s.t.cfg.Now
-	cur, err := s.read(ctx)
+	cur, err := s.load(ctx, func(c Credentials) bool { return !force && c.validFor(now(), window) })
 	if err != nil {
 		return RefreshSummary{}, err
 	}
@@ -166,16 +183,45 @@ func (s *TokenSource) remember(c Credentials) {
 	s.mu.Unlock()
 }
 
-// read loads the secret and caches it.
-func (s *TokenSource) read(ctx context.Context) (Credentials, error) {
-	v, err := s.tc.Secrets.GetSecretValue(ctx, s.tc.SecretID)
+// load reads the secret's current version and caches what it settles on.
+// When that does not satisfy good, it checks the lease's version note: a
+// note naming another version whose token expires later means the current
+// read lagged behind the last refresh, and that version is read instead
+// (if it cannot be, the current read stands: at worst a needless grant).
+func (s *TokenSource) load(ctx context.Context, good func(Credentials) bool) (Credentials, error) {
+	v, err := s.tc.Secrets.GetSecret(ctx, s.tc.SecretID, "")
 	if err != nil {
 		return Credentials{}, fmt.Errorf("nowcerts token: read secret: %w", err)
 	}
-	c, err := ParseCredentials(v)
+	c, err := ParseCredentials(v.Value)
 	if err != nil {
 		return Credentials{}, err
 	}
+	if good(c) {
+		s.remember(c)
+		return c, nil
+	}
+	ver, exp, err := s.tc.Lease.LeaseVersion(ctx, s.tc.LeaseName)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("nowcerts token: read lease version: %w", err)
+	}
+	if ver == "" || ver == v.VersionID || !exp.After(c.ExpiresAt) {
+		s.remember(c)
+		return c, nil
+	}
+	log := s.t.cfg.Logger
+	nv, err := s.tc.Secrets.GetSecret(ctx, s.tc.SecretID, ver)
+	if err == nil {
+		var nc Credentials
+		if nc, err = ParseCredentials(nv.Value); err == nil {
+			log.InfoContext(ctx, "nowcerts token: current secret read lagged behind the last refresh; using the refreshed version",
+				"readVersion", v.VersionID, "leaseVersion", ver)
+			s.remember(nc)
+			return nc, nil
+		}
+	}
+	log.WarnContext(ctx, "nowcerts token: cannot read the version the lease names; using the current read",
+		"readVersion", v.VersionID, "leaseVersion", ver, "error", err.Error())
 	s.remember(c)
 	return c, nil
 }
@@ -193,7 +239,7 @@ func (s *TokenSource) obtain(ctx context.Context, good func(Credentials) bool) (
 	if c, ok := s.cached(); ok && good(c) {
 		return c, "", nil
 	}
-	c, err := s.read(ctx)
+	c, err := s.load(ctx, good)
 	if err != nil {
 		return Credentials{}, "", err
 	}
@@ -222,7 +268,7 @@ func (s *TokenSource) obtain(ctx context.Context, good func(Credentials) bool) (
 		if delay < time.Second {
 			delay *= 2
 		}
-		if c, err = s.read(ctx); err != nil {
+		if c, err = s.load(ctx, good); err != nil {
 			return Credentials{}, "", err
 		}
 		if good(c) {
@@ -232,18 +278,21 @@ func (s *TokenSource) obtain(ctx context.Context, good func(Credentials) bool) (
 }
 
 // refreshHeld runs with the lease held: re-read the secret (another worker may
-// have refreshed between our read and our lease), refresh if still needed,
-// store the new pair, release the lease.
+// have refreshed between our read and our lease; load follows the lease's
+// version note if the read lags), refresh if still needed, store the new
+// pair, release the lease recording the stored version.
 func (s *TokenSource) refreshHeld(ctx context.Context, good func(Credentials) bool) (Credentials, string, error) {
 	log := s.t.cfg.Logger
+	var wrote string // version stored under this lease, if any
+	var wroteExp time.Time
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := s.tc.Lease.ReleaseLease(rctx, s.tc.LeaseName, s.owner); err != nil {
+		if err := s.tc.Lease.ReleaseLeaseWithVersion(rctx, s.tc.LeaseName, s.owner, wrote, wroteExp); err != nil {
 			log.WarnContext(ctx, "nowcerts token: release lease", "error", err.Error())
 		}
 	}()
-	c, err := s.read(ctx)
+	c, err := s.load(ctx, good)
 	if err != nil {
 		return Credentials{}, "", err
 	}
@@ -261,9 +310,11 @@ func (s *TokenSource) refreshHeld(ctx context.Context, good func(Credentials) bo
 	next.AccessToken, next.RefreshToken, next.ExpiresAt = g.AccessToken, g.RefreshToken, g.ExpiresAt
 	// Store the new pair at once: the old refresh token is spent. Even if our
 	// caller gives up now, the write must happen.
-	if err := s.store(context.WithoutCancel(ctx), next); err != nil {
+	ver, err := s.store(context.WithoutCancel(ctx), next)
+	if err != nil {
 		return Credentials{}, "", err
 	}
+	wrote, wroteExp = ver, next.ExpiresAt
 	s.remember(next)
 	s.t.cfg.Metrics.Count(obs.MetricTokenRefreshed, 1, obs.Dims{"Grant": grant})
 	log.InfoContext(ctx, "nowcerts token refreshed", "grant", grant, "agencyId", g.AgencyID,
@@ -303,20 +354,22 @@ func (s *TokenSource) grant(ctx context.Context, c Credentials) (grantResult, st
 	return g, GrantPassword, nil
 }
 
-// store writes the secret, retrying a few times: losing a rotated refresh token
-// costs a password login later, but losing the write silently is worse.
-func (s *TokenSource) store(ctx context.Context, c Credentials) error {
+// store writes the secret and returns the new version's id, retrying a few
+// times: losing a rotated refresh token costs a password login later, but
+// losing the write silently is worse.
+func (s *TokenSource) store(ctx context.Context, c Credentials) (string, error) {
 	v, err := c.Marshal()
 	if err != nil {
-		return err
+		return "", err
 	}
 	var last error
 	for i := range 3 {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		last = s.tc.Secrets.PutSecretValue(pctx, s.tc.SecretID, v)
+		var ver string
+		ver, last = s.tc.Secrets.PutSecret(pctx, s.tc.SecretID, v)
 		cancel()
 		if last == nil {
-			return nil
+			return ver, nil
 		}
 		if i == 2 {
 			break
@@ -325,7 +378,7 @@ func (s *TokenSource) store(ctx context.Context, c Credentials) error {
 			break
 		}
 	}
-	return fmt.Errorf("nowcerts token: store refreshed token: %w", last)
+	return "", fmt.Errorf("nowcerts token: store refreshed token: %w", last)
 }
 
 // localLease serialises within one process (used when no Lease is configured).
@@ -333,6 +386,8 @@ type localLease struct {
 	mu     sync.Mutex
 	owner  string
 	expiry time.Time
+	ver    string // version note
+	verExp time.Time
 }
 
 func newLocalLease() *localLease { return &localLease{} }
@@ -348,11 +403,21 @@ func (l *localLease) AcquireLease(_ context.Context, _ string, owner string, ttl
 	return true, nil
 }
 
-func (l *localLease) ReleaseLease(_ context.Context, _ string, owner string) error {
+func (l *localLease) ReleaseLeaseWithVersion(_ context.Context, _ string, owner, version string, expiresAt time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.owner == owner {
-		l.owner = ""
+	if l.owner != owner {
+		return nil
+	}
+	l.owner = ""
+	if version != "" {
+		l.ver, l.verExp = version, expiresAt
 	}
 	return nil
+}
+
+func (l *localLease) LeaseVersion(_ context.Context, _ string) (string, time.Time, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ver, l.verExp, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -97,7 +98,7 @@ func TestRefreshFailureFallsBackToPassword(t *testing.T) {
 func TestMissingTokenUsesPassword(t *testing.T) {
 	h := newHarness(t, nowcertssandbox.Options{})
 	user, pass := h.sb.Credentials()
-	h.secrets.vals[secretID] = `{"username":"` + user + `","password":"` + pass + `","note":"kept"}`
+	h.secrets.set(secretID, `{"username":"`+user+`","password":"`+pass+`","note":"kept"}`)
 	h.rebuild(t)
 	if _, err := h.tokens.Token(context.Background()); err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestMissingTokenUsesPassword(t *testing.T) {
 		t.Fatalf("token calls: refresh %d, password %d; want 0 and 1", r, p)
 	}
 	var raw map[string]any
-	if err := json.Unmarshal([]byte(h.secrets.vals[secretID]), &raw); err != nil {
+	if err := json.Unmarshal([]byte(h.secrets.current(secretID)), &raw); err != nil {
 		t.Fatal(err)
 	}
 	if raw["note"] != "kept" || raw["clientId"] != "ngAuthApp" || raw["accessToken"] == "" || raw["expiresAt"] == "" {
@@ -219,32 +220,39 @@ func Test401StormIsOneRefresh(t *testing.T) {
 }
 
 // TestConcurrentContainersOneRefresh (unit, in-memory lease): 50 containers
-// with an expired token → one refresh.
+// with an expired token → one refresh; also when the next 20 readers of the
+// secret after the write still get the previous version.
 func TestConcurrentContainersOneRefresh(t *testing.T) {
-	h := newHarness(t, nowcertssandbox.Options{})
-	expire(t, h)
-	h.cfg.Sleep = nowcerts.SleepContext
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ts, err := nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: h.secrets, SecretID: secretID, Lease: h.lease})
-			if err != nil {
-				t.Error(err)
-				return
+	for _, lag := range []int{0, 20} {
+		t.Run(fmt.Sprintf("lag %d", lag), func(t *testing.T) {
+			h := newHarness(t, nowcertssandbox.Options{})
+			expire(t, h)
+			h.secrets.lag = lag
+			h.cfg.Sleep = nowcerts.SleepContext
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ts, err := nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: h.secrets, SecretID: secretID, Lease: h.lease})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := ts.Token(context.Background()); err != nil {
+						t.Error(err)
+					}
+				}()
 			}
-			if _, err := ts.Token(context.Background()); err != nil {
-				t.Error(err)
+			wg.Wait()
+			if r, p := h.sb.TokenCalls("refresh_token"), h.sb.TokenCalls("password"); r != 1 || p != 0 {
+				t.Fatalf("token calls: refresh %d, password %d; want 1 and 0", r, p)
 			}
-		}()
-	}
-	wg.Wait()
-	if r, p := h.sb.TokenCalls("refresh_token"), h.sb.TokenCalls("password"); r != 1 || p != 0 {
-		t.Fatalf("token calls: refresh %d, password %d; want 1 and 0", r, p)
-	}
-	if h.secrets.puts != 1 {
-		t.Fatalf("%d secret writes, want 1", h.secrets.puts)
+			if h.secrets.puts != 1 {
+				t.Fatalf("%d secret writes, want 1", h.secrets.puts)
+			}
+			t.Logf("lagging reads served: %d", h.secrets.stale)
+		})
 	}
 }
 
@@ -287,25 +295,42 @@ func TestRefresher(t *testing.T) {
 	}
 }
 
-// staleOnce returns the secret as it was before running between() — the
-// interleaving where another container refreshes after our read and before
-// our lease.
-type staleOnce struct {
-	nowcerts.Secrets
+// betweenLease runs between() once, right after the first LeaseVersion
+// read, and returns the note as read before — the interleaving where
+// another container refreshes after our read and before our lease.
+type betweenLease struct {
+	nowcerts.Lease
 	mu      sync.Mutex
 	between func()
 }
 
-func (s *staleOnce) GetSecretValue(ctx context.Context, id string) (string, error) {
-	v, err := s.Secrets.GetSecretValue(ctx, id)
-	s.mu.Lock()
-	f := s.between
-	s.between = nil
-	s.mu.Unlock()
+func (l *betweenLease) LeaseVersion(ctx context.Context, name string) (string, time.Time, error) {
+	v, e, err := l.Lease.LeaseVersion(ctx, name)
+	l.mu.Lock()
+	f := l.between
+	l.between = nil
+	l.mu.Unlock()
 	if f != nil {
 		f()
 	}
-	return v, err
+	return v, e, err
+}
+
+// interleaved builds container b whose first look at the secret and the
+// lease happens just before container a (h.tokens) refreshes.
+func interleaved(t *testing.T, h *harness) *nowcerts.TokenSource {
+	t.Helper()
+	a := h.tokens
+	l := &betweenLease{Lease: h.lease, between: func() {
+		if _, err := a.Token(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}}
+	b, err := nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: h.secrets, SecretID: secretID, Lease: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestDoubleCheckAfterLease: a container that read the expired token, then got
@@ -315,18 +340,8 @@ func (s *staleOnce) GetSecretValue(ctx context.Context, id string) (string, erro
 func TestDoubleCheckAfterLease(t *testing.T) {
 	h := newHarness(t, nowcertssandbox.Options{})
 	expire(t, h)
-	ctx := context.Background()
-	a := h.tokens
-	wrapped := &staleOnce{Secrets: h.secrets, between: func() {
-		if _, err := a.Token(ctx); err != nil {
-			t.Error(err)
-		}
-	}}
-	b, err := nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: wrapped, SecretID: secretID, Lease: h.lease})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := b.Token(ctx)
+	b := interleaved(t, h)
+	tok, err := b.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,4 +354,116 @@ func TestDoubleCheckAfterLease(t *testing.T) {
 	if h.lease.acquired != 2 {
 		t.Fatalf("lease acquired %d times, want 2 (a, then b, which found the fresh token)", h.lease.acquired)
 	}
+}
+
+// TestLaggingSecretReadIsFenced: Secrets Manager hands the version before a
+// just-stored one to the next reader of AWSCURRENT. Whether that reader is
+// the next refresher, right after taking the lease (lag 1, interleaved), or a
+// container arriving after the refresh that reads twice behind (lag 2), the
+// lease's version note sends it to the stored version: one refresh grant in
+// all, no password grant, and both containers use the stored token.
+func TestLaggingSecretReadIsFenced(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		lag         int
+		interleaved bool
+		acquired    int
+	}{
+		{"refresher after the lease", 1, true, 2},
+		{"reader after the release", 2, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nowcertssandbox.Options{})
+			expire(t, h)
+			h.secrets.lag = tc.lag
+			ctx := context.Background()
+			var b *nowcerts.TokenSource
+			if tc.interleaved {
+				b = interleaved(t, h)
+			} else {
+				if _, err := h.tokens.Token(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				b, err = nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: h.secrets, SecretID: secretID, Lease: h.lease})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok, err := b.Token(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, p := h.sb.TokenCalls("refresh_token"), h.sb.TokenCalls("password"); r != 1 || p != 0 {
+				t.Fatalf("token calls: refresh %d, password %d; want 1 and 0", r, p)
+			}
+			if h.secrets.stale != 1 {
+				t.Fatalf("%d lagging reads served, want 1 (the fake did not lag as meant)", h.secrets.stale)
+			}
+			cur := h.secrets.creds(t, secretID)
+			if tok != cur.AccessToken || h.secrets.puts != 1 {
+				t.Fatalf("b's token is the stored one: %v; %d writes, want 1", tok == cur.AccessToken, h.secrets.puts)
+			}
+			if a, err := h.tokens.Token(ctx); err != nil || a != cur.AccessToken {
+				t.Fatalf("a's token is the stored one: %v, %v", a == cur.AccessToken, err)
+			}
+			if h.lease.acquired != tc.acquired {
+				t.Fatalf("lease acquired %d times, want %d", h.lease.acquired, tc.acquired)
+			}
+		})
+	}
+}
+
+// TestFenceIgnoresOlderNote: the note is followed only when it names a
+// version whose token expires later than the one read, and that can be read.
+func TestFenceIgnoresOlderNote(t *testing.T) {
+	t.Run("secret written after the refresh", func(t *testing.T) {
+		h := newHarness(t, nowcertssandbox.Options{})
+		expire(t, h)
+		ctx := context.Background()
+		if _, err := h.tokens.Token(ctx); err != nil { // refresh: the note names its version
+			t.Fatal(err)
+		}
+		// An operator stores a pair that expires later than the refreshed one;
+		// then NowCerts revokes every access token.
+		c := h.secrets.creds(t, secretID)
+		var exp time.Time
+		c.AccessToken, c.RefreshToken, exp = h.sb.IssueTokens()
+		c.ExpiresAt = exp.Add(time.Hour)
+		h.setSecret(t, c)
+		h.sb.ExpireTokens()
+		b, err := nowcerts.NewTokenSource(h.cfg, nowcerts.TokenConfig{Secrets: h.secrets, SecretID: secretID, Lease: h.lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Following the note would hand out the (revoked) refreshed token;
+		// instead the operator's refresh token is spent, successfully.
+		tok, err := b.Refresh(ctx, c.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, p := h.sb.TokenCalls("refresh_token"), h.sb.TokenCalls("password"); r != 2 || p != 0 {
+			t.Fatalf("token calls: refresh %d, password %d; want 2 and 0", r, p)
+		}
+		if cur := h.secrets.creds(t, secretID); tok != cur.AccessToken || cur.RefreshToken == c.RefreshToken {
+			t.Fatal("the operator's pair was not the one refreshed")
+		}
+	})
+	t.Run("note names a version that cannot be read", func(t *testing.T) {
+		h := newHarness(t, nowcertssandbox.Options{})
+		expire(t, h)
+		h.lease.ver, h.lease.verExp = "v404", time.Now().Add(24*time.Hour)
+		if _, err := h.tokens.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r, p := h.sb.TokenCalls("refresh_token"), h.sb.TokenCalls("password"); r != 1 || p != 0 {
+			t.Fatalf("token calls: refresh %d, password %d; want 1 and 0", r, p)
+		}
+		if !strings.Contains(h.logs.String(), "cannot read the version the lease names") {
+			t.Fatalf("no warning logged:\n%s", h.logs.String())
+		}
+		if h.lease.ver == "v404" {
+			t.Fatal("the refresh did not record its version in the lease")
+		}
+	})
 }

@@ -2,6 +2,20 @@
 // rotating refresh tokens stored in Secrets Manager, SendCertificate, Approve and
 // the OData list endpoints.
 //
+// Tokens: TokenSource keeps the token pair in one Secrets Manager secret.
+// Refresh tokens rotate, so one refresher at a time (a DynamoDB lease shared by
+// all containers) re-reads the secret, refreshes, stores the new pair and
+// releases the lease; the others wait and re-read. Reads are fenced by
+// version: the refresher records the VersionId PutSecretValue returned, and the
+// new token's expiry, on the lease item in the same conditional update that
+// releases it. A reader whose AWSCURRENT token will not do (a waiter, or the
+// next refresher right after acquiring) compares: if the lease names another
+// version whose token expires later than the one read, the read lagged behind
+// the write, and that exact version is read (GetSecretValue with VersionId).
+// So a stale read does not spend an already-used refresh token (which would
+// cost a password grant and could invalidate the pair just issued). A failed
+// refresh grant falls back to the password grant.
+//
 // Retries: 429, 5xx, timeouts and connection failures are retried with
 // exponential backoff and jitter (honouring Retry-After), within a bound;
 // reads and Approve (idempotent) always. SendCertificate is not idempotent, so

@@ -111,3 +111,74 @@ func TestLeaseArguments(t *testing.T) {
 		t.Fatal("zero ttl accepted")
 	}
 }
+
+// TestLeaseVersionNote runs against DynamoDB Local: the version note is
+// written by the owner's release only, and survives later acquisitions and
+// plain releases until the next note replaces it.
+func TestLeaseVersionNote(t *testing.T) {
+	env := testenv.Get(t)
+	base := store.New(env.DynamoDB(), env.NewTable(t))
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *store.Store { return base.WithClock(func() time.Time { return t0.Add(d) }) }
+	exp1 := t0.Add(24 * time.Hour)
+	exp2 := t0.Add(48 * time.Hour)
+
+	note := func(wantVer string, wantExp time.Time) {
+		t.Helper()
+		v, e, err := base.LeaseVersion(ctx, "tok")
+		if err != nil || v != wantVer || !e.Equal(wantExp) {
+			t.Fatalf("LeaseVersion = %q, %s, %v; want %q, %s", v, e, err, wantVer, wantExp)
+		}
+	}
+	note("", time.Time{}) // never taken: no note, no error
+
+	if got, err := at(0).AcquireLease(ctx, "tok", "a", 30*time.Second); err != nil || !got {
+		t.Fatalf("acquire a: %v, %v", got, err)
+	}
+	note("", time.Time{})
+	// A non-owner cannot write a note.
+	if err := at(time.Second).ReleaseLeaseWithVersion(ctx, "tok", "b", "v-b", exp2); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("note by a non-owner: %v, want ErrConflict", err)
+	}
+	note("", time.Time{})
+	if err := at(time.Second).ReleaseLeaseWithVersion(ctx, "tok", "a", "v1", exp1); err != nil {
+		t.Fatal(err)
+	}
+	note("v1", exp1)
+	l, err := base.GetLease(ctx, "tok")
+	if err != nil || l.Owner != "a" || !l.ExpiresAt.Equal(time.UnixMilli(0)) || l.Version != "v1" || !l.VersionExpiresAt.Equal(exp1) {
+		t.Fatalf("GetLease = %+v, %v", l, err)
+	}
+
+	// Released with a note: free at once; acquiring keeps the note, and so
+	// does a plain release.
+	if got, err := at(2*time.Second).AcquireLease(ctx, "tok", "b", 30*time.Second); err != nil || !got {
+		t.Fatalf("acquire b after the release: %v, %v", got, err)
+	}
+	note("v1", exp1)
+	if got, err := at(3*time.Second).AcquireLease(ctx, "tok", "c", 30*time.Second); err != nil || got {
+		t.Fatalf("acquire c while b holds: %v, %v", got, err)
+	}
+	if err := at(3*time.Second).ReleaseLease(ctx, "tok", "b"); err != nil {
+		t.Fatal(err)
+	}
+	note("v1", exp1)
+
+	// The next note replaces it; a late release by an owner whose lease was
+	// taken over writes nothing.
+	if got, err := at(4*time.Second).AcquireLease(ctx, "tok", "c", 30*time.Second); err != nil || !got {
+		t.Fatalf("acquire c: %v, %v", got, err)
+	}
+	if got, err := at(40*time.Second).AcquireLease(ctx, "tok", "d", 30*time.Second); err != nil || !got {
+		t.Fatalf("take over c's expired lease: %v, %v", got, err)
+	}
+	if err := at(41*time.Second).ReleaseLeaseWithVersion(ctx, "tok", "c", "v-late", exp2); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("late note: %v, want ErrConflict", err)
+	}
+	note("v1", exp1)
+	if err := at(42*time.Second).ReleaseLeaseWithVersion(ctx, "tok", "d", "v2", exp2); err != nil {
+		t.Fatal(err)
+	}
+	note("v2", exp2)
+}
