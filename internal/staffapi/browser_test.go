@@ -127,7 +127,8 @@ func TestPageInBrowser(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 
-	// A hold (pending approval + special wording), a failed send, a quarantined event.
+	// A hold (pending approval + special wording), a failed send, a quarantined
+	// event, a permanent CRM failure.
 	if err := s.worker.Handle(ctx, heldJob(now)); err != nil {
 		t.Fatalf("held job: %v", err)
 	}
@@ -143,6 +144,11 @@ func TestPageInBrowser(t *testing.T) {
 		ContentType: "application/json", ReceivedAt: now.Add(-10 * time.Minute),
 		Body: []byte(`{"type":"policy.renamed","data":{"policyNumber":"CB-1","note":"<script>alert(1)</script>"}}`),
 	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.RecordCRMFailure(ctx, store.CRMFailure{JobID: "job_browser_crm", EventID: "evt_browser_crm",
+		ExternalID: "nowcerts:holder-browser", Op: "hubspot: upsert contacts", Status: 400, Code: "VALIDATION_ERROR",
+		Message: `Property "coi_status" does not exist`, At: now.Add(-5 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	callsBefore := len(s.sandbox.Calls())
@@ -216,6 +222,16 @@ func TestPageInBrowser(t *testing.T) {
 	if !strings.Contains(q, "cowbell") || !strings.Contains(q, `unknown event type "policy.renamed"`) {
 		t.Fatalf("quarantine row: %s", q)
 	}
+	crmRow := text(`#crm-failures-body tr[data-crm-failure="job_browser_crm/nowcerts:holder-browser"]`)
+	for _, want := range []string{"nowcerts:holder-browser", "hubspot: upsert contacts", "HTTP 400 VALIDATION_ERROR",
+		`Property "coi_status" does not exist`, "evt_browser_crm", "job_browser_crm"} {
+		if !strings.Contains(crmRow, want) {
+			t.Fatalf("crm failure row lacks %q:\n%s", want, crmRow)
+		}
+	}
+	if c := text(`#holds-count`); c != "1" {
+		t.Fatalf("holds pending counter %q before approving, want 1", c)
+	}
 	// The body preview is text, never markup: no script element came from it.
 	scripts, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll('script').length`))
 	if err != nil || scripts != 1 {
@@ -258,6 +274,9 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	if n := text(`#notice`); !strings.Contains(n, "approved by local-staff: SENT") {
 		t.Fatalf("notice: %s", n)
+	}
+	if c := text(`#holds-count`); c != "0" {
+		t.Fatalf("holds pending counter %q after approving the only hold, want 0", c)
 	}
 	var order []string
 	for _, c := range s.sandbox.Calls()[callsBefore:] {

@@ -45,8 +45,8 @@ func TestPageShell(t *testing.T) {
 	if strings.Contains(body, ".innerHTML") || strings.Contains(body, "insertAdjacentHTML") || strings.Contains(body, "document.write") {
 		t.Fatalf("the script writes HTML from strings")
 	}
-	for _, want := range []string{"Holds pending", "Unknown and failed sends", "Quarantined events", "Search sends",
-		"sessionStorage", "#token=", "Authorization"} {
+	for _, want := range []string{"Holds pending", "Unknown and failed sends", "Quarantined events", "CRM sync failures", "coiflow redrive",
+		"Search sends", "sessionStorage", "#token=", "Authorization"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("page lacks %q", want)
 		}
@@ -85,7 +85,7 @@ func TestPageShell(t *testing.T) {
 func TestPageIsTheOnlyPublicRoute(t *testing.T) {
 	h := jwtHarness(t)
 	for _, c := range []struct{ method, target string }{
-		{"GET", "/api/holds"}, {"GET", "/api/quarantine"}, {"GET", "/api/sends/export"}, {"POST", "/app"},
+		{"GET", "/api/holds"}, {"GET", "/api/quarantine"}, {"GET", "/api/crm/failures"}, {"GET", "/api/sends/export"}, {"POST", "/app"},
 		{"GET", "/app/other"}, {"GET", "/nothing"},
 	} {
 		ev := event(c.method, c.target, "")

@@ -1,6 +1,6 @@
 // Package staffapi is the staff API behind /api/ (the api function): holds
 // (list, approve, reject), sends (search, get, resend, export), quarantined
-// events, and the approvals and exceptions page at /app.
+// events, permanent CRM failures, and the approvals and exceptions page at /app.
 //
 // Routes (JSON unless said; every error is {"error": "...", "requestId": "..."}):
 //
@@ -21,6 +21,7 @@
 //	     export over MaxExportBytes as sent is a 413: narrow it or use
 //	     `coiflow export`)
 //	GET  /api/quarantine?limit=N   quarantined webhook bodies, newest first
+//	GET  /api/crm/failures?limit=N permanent CRM failures (not retried), newest first
 //	GET  /app                      the page (HTML shell; no data, no auth: see page.go)
 //
 // from/to take RFC3339 or YYYY-MM-DD (a date is a UTC day; to=DATE includes that
@@ -72,6 +73,8 @@ type Config struct {
 	Auth    Authenticator
 	// Quarantine lists quarantined events (GET /api/quarantine); nil answers 501.
 	Quarantine QuarantineLister
+	// CRMFailures lists permanent CRM failures (GET /api/crm/failures); nil answers 501.
+	CRMFailures CRMFailureLister
 	// Logger receives one line per request (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -80,10 +83,11 @@ type Config struct {
 
 // Server serves the staff API. It is safe for concurrent use.
 type Server struct {
-	svc        Sending
-	auth       Authenticator
-	quarantine QuarantineLister
-	page       *page
+	svc         Sending
+	auth        Authenticator
+	quarantine  QuarantineLister
+	crmFailures CRMFailureLister
+	page        *page
 	// exportLimit is MaxExportBytes (tests lower it).
 	exportLimit int
 	log         *slog.Logger
@@ -103,7 +107,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{svc: c.Sending, auth: c.Auth, quarantine: c.Quarantine, page: pg,
+	s := &Server{svc: c.Sending, auth: c.Auth, quarantine: c.Quarantine, crmFailures: c.CRMFailures, page: pg,
 		exportLimit: MaxExportBytes, log: c.Logger, now: c.Now}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -128,6 +132,7 @@ func (s *Server) routeTable() []route {
 		newRoute(http.MethodPost, "/api/sends/{id}/resend", s.resendSend),
 		newRoute(http.MethodGet, "/api/sends/export", s.exportSends),
 		newRoute(http.MethodGet, "/api/quarantine", s.listQuarantine),
+		newRoute(http.MethodGet, "/api/crm/failures", s.listCRMFailures),
 		newPublicRoute(http.MethodGet, "/app", s.servePage),
 	}
 }

@@ -23,13 +23,14 @@ const staffEmail = "pat@agency.example"
 type harness struct {
 	srv  *Server
 	fake *fakeSending
+	crm  *fakeCRMFailures
 	logs *bytes.Buffer
 }
 
 func newHarness(t *testing.T, auth Authenticator) *harness {
 	t.Helper()
-	h := &harness{fake: newFake(), logs: &bytes.Buffer{}}
-	srv, err := New(Config{Sending: h.fake, Auth: auth, Logger: obs.NewLogger(h.logs, "debug")})
+	h := &harness{fake: newFake(), crm: newFakeCRMFailures(), logs: &bytes.Buffer{}}
+	srv, err := New(Config{Sending: h.fake, Auth: auth, CRMFailures: h.crm, Logger: obs.NewLogger(h.logs, "debug")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func API(ctx context.Context, d Deps) (lambda.Handler, error) {
 		Metrics:  metrics,
 		Logger:   log,
 	})
-	srv, err := staffapi.New(staffapi.Config{Sending: svc, Auth: auth, Quarantine: st, Logger: log})
+	srv, err := staffapi.New(staffapi.Config{Sending: svc, Auth: auth, Quarantine: st, CRMFailures: st, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}

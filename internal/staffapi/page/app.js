@@ -219,6 +219,7 @@
               result.replaceChildren(statusBadge(o.status),
                 el('span', { text: ' ' + (o.status === 'SENT' ? 'Approved and sent' : 'Approved: ' + (o.message || o.status)) }),
                 el('div', { cls: 'sub mono', text: (o.sendIds || []).join(', ') }));
+              countHolds();
               notice('Hold for certificate ' + h.certificateId + ' approved by ' + res.approvedBy + ': ' + o.status + '.', o.status === 'SENT' ? 'good' : 'bad');
               loadExceptions();
               search(false);
@@ -246,6 +247,7 @@
               approve.remove();
               reject.remove();
               result.replaceChildren(statusBadge('REJECTED'), el('span', { text: ' Rejected: ' + res.reason }));
+              countHolds();
               notice('Hold for certificate ' + h.certificateId + ' rejected.', 'good');
               search(false);
             }, function (err) {
@@ -258,12 +260,19 @@
     return tr;
   }
 
+  // countHolds shows how many listed holds are still pending: a decided row
+  // stays in the list (with its outcome) until the next refresh, uncounted.
+  function countHolds() {
+    var pending = $('holds-body').querySelectorAll('tr[data-hold-id]:not(.decided)').length;
+    $('holds-count').textContent = String(pending);
+    show('holds-empty', pending === 0);
+  }
+
   function loadHolds() {
     return api('GET', 'holds?status=pending&limit=500').then(function (data) {
       var holds = data.holds || [];
       $('holds-body').replaceChildren.apply($('holds-body'), holds.map(holdRow));
-      $('holds-count').textContent = String(holds.length);
-      show('holds-empty', holds.length === 0);
+      countHolds();
     }, fail('Holds'));
   }
 
@@ -437,11 +446,40 @@
     }, fail('Quarantine'));
   }
 
+  // ---- CRM sync failures (permanent: recorded, not retried)
+
+  function crmFailureRow(f) {
+    var answer = [];
+    var head = [f.status ? 'HTTP ' + f.status : '', f.code || ''].filter(Boolean).join(' ');
+    if (head) { answer.push(el('div', { cls: 'mono', text: head })); }
+    answer.push(el('div', { cls: 'problem', text: f.message || '' }));
+    var record = [el('div', { cls: 'mono', text: f.externalId || '—' })];
+    if (f.op) { record.push(el('div', { cls: 'sub', text: f.op })); }
+    return el('tr', { attrs: { 'data-crm-failure': f.jobId + '/' + (f.externalId || '') } }, [
+      el('td', {}, [when(f.at)]),
+      el('td', {}, record),
+      el('td', {}, answer),
+      el('td', {}, [
+        el('div', { cls: 'mono sub', text: 'event ' + (f.eventId || '—') }),
+        el('div', { cls: 'mono sub', text: 'job ' + f.jobId })
+      ])
+    ]);
+  }
+
+  function loadCRMFailures() {
+    return api('GET', 'crm/failures?limit=50').then(function (data) {
+      var failures = data.failures || [];
+      $('crm-failures-body').replaceChildren.apply($('crm-failures-body'), failures.map(crmFailureRow));
+      $('crm-failures-count').textContent = String(failures.length);
+      show('crm-failures-empty', failures.length === 0);
+    }, fail('CRM sync failures'));
+  }
+
   // ---- session
 
   function loadAll() {
     notice('');
-    return Promise.all([loadHolds(), loadExceptions(), loadQuarantine(), search(false)]).then(function () {
+    return Promise.all([loadHolds(), loadExceptions(), loadQuarantine(), loadCRMFailures(), search(false)]).then(function () {
       document.body.setAttribute('data-loaded', 'true');
     });
   }
@@ -456,7 +494,7 @@
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     document.body.removeAttribute('data-loaded');
-    ['holds-body', 'exceptions-body', 'quarantine-body', 'results-body'].forEach(function (id) { $(id).replaceChildren(); });
+    ['holds-body', 'exceptions-body', 'quarantine-body', 'crm-failures-body', 'results-body'].forEach(function (id) { $(id).replaceChildren(); });
     show('desk', false);
     show('session', false);
     show('signin', true);
