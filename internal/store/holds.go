@@ -420,3 +420,67 @@ func (s *Store) PutPolicyStatus(ctx context.Context, p PolicyStatus) error {
 func (s *Store) GetPolicyStatus(ctx context.Context, number string) (PolicyStatus, error) {
 	return getItem(ctx, s, policyKey(number), "policy "+number+" status", PolicyStatus{})
 }
+
+// HoldBacklog is the approval backlog: holds waiting for staff.
+type HoldBacklog struct {
+	Pending int
+	// Oldest is when the longest-waiting pending hold was made (zero when
+	// there is none).
+	Oldest time.Time
+}
+
+// CountPendingHolds counts the pending holds (including those being
+// approved) on the index, page by page, and finds the oldest. It reads keys
+// only: one Query with Select COUNT per 1 MB of index, plus one item.
+func (s *Store) CountPendingHolds(ctx context.Context) (HoldBacklog, error) {
+	pk := map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: holdListKey(HoldPending)}}
+	var b HoldBacklog
+	var start map[string]types.AttributeValue
+	for {
+		in := &dynamodb.QueryInput{
+			TableName:                 aws.String(s.table),
+			IndexName:                 aws.String(GSI1),
+			KeyConditionExpression:    aws.String("GSI1PK = :pk"),
+			ExpressionAttributeValues: pk,
+			Select:                    types.SelectCount,
+			ExclusiveStartKey:         start,
+		}
+		if s.countPage > 0 {
+			in.Limit = aws.Int32(s.countPage)
+		}
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return HoldBacklog{}, fmt.Errorf("count pending holds: %w", err)
+		}
+		b.Pending += int(out.Count)
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		start = out.LastEvaluatedKey
+	}
+	if b.Pending == 0 {
+		return b, nil
+	}
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(GSI1),
+		KeyConditionExpression:    aws.String("GSI1PK = :pk"),
+		ExpressionAttributeValues: pk,
+		ScanIndexForward:          aws.Bool(true),
+		Limit:                     aws.Int32(1),
+		ProjectionExpression:      aws.String("GSI1SK"),
+	})
+	if err != nil {
+		return HoldBacklog{}, fmt.Errorf("find the oldest pending hold: %w", err)
+	}
+	if len(out.Items) == 1 {
+		sk := attrS(out.Items[0], "GSI1SK")
+		created, _, _ := strings.Cut(sk, "#")
+		t, err := time.Parse(auditTimeLayout, created)
+		if err != nil {
+			return HoldBacklog{}, fmt.Errorf("oldest pending hold: index key %q: %w", sk, err)
+		}
+		b.Oldest = t
+	}
+	return b, nil
+}

@@ -44,6 +44,9 @@ type Store struct {
 	db    DB
 	table string
 	now   func() time.Time
+	// countPage bounds the keys one counting Query reads (0: DynamoDB's 1 MB
+	// page); tests lower it to exercise paging.
+	countPage int32
 }
 
 // New returns a Store on table.
