@@ -18,6 +18,7 @@ type Unit string
 const (
 	Count        Unit = "Count"
 	Milliseconds Unit = "Milliseconds"
+	Seconds      Unit = "Seconds"
 )
 
 // Metrics writes CloudWatch EMF records, one JSON line per Emit, to w. It is safe

@@ -27,6 +27,11 @@ const (
 	// not put on the CRM queue (the send itself is unaffected).
 	MetricTimelineEnqueueFailed = "TimelineEnqueueFailed"
 
+	// Approval backlog, measured on a schedule (no dimensions): how many holds
+	// wait for staff and how long the oldest has waited.
+	MetricHoldsPending  = "HoldsPending"
+	MetricOldestHoldAge = "OldestHoldAge"
+
 	// CRM sync.
 	MetricCRMUpserts = "CrmUpserts"
 	MetricCRMSkipped = "CrmSkippedUnchanged"
@@ -41,6 +46,6 @@ func MetricNames() []string {
 		MetricWebhooksAccepted, MetricWebhooksRejected, MetricEventsQuarantined, MetricJobsEnqueued, MetricWebhooksFailed,
 		MetricCertificatesSent, MetricSendFailed, MetricHeld, MetricApproved, MetricRejected,
 		MetricDuplicateSuppressed, MetricSendUnknown, MetricNowCertsLatency, MetricEndToEndLatency,
-		MetricTokenRefreshed, MetricTimelineEnqueueFailed, MetricCRMUpserts, MetricCRMSkipped, MetricCRMStale, MetricCRMFailed, MetricCRMNotes,
+		MetricTokenRefreshed, MetricTimelineEnqueueFailed, MetricHoldsPending, MetricOldestHoldAge, MetricCRMUpserts, MetricCRMSkipped, MetricCRMStale, MetricCRMFailed, MetricCRMNotes,
 	}
 }

@@ -304,11 +304,12 @@ func asListOrOne(v any) []any {
 // requiredEnv is each function's configuration per the team brief (by the
 // base name of its CodeUri).
 var requiredEnv = map[string][]string{
-	"webhook":         {"STAGE", "LOG_LEVEL", "TABLE_NAME", "CRM_QUEUE_URL", "SEND_QUEUE_URL", "WEBHOOK_SECRET_ARN"},
-	"api":             {"STAGE", "LOG_LEVEL", "TABLE_NAME", "STAFF_AUTH", "SEND_QUEUE_URL", "NOWCERTS_SECRET_ARN", "NOWCERTS_BASE_URL"},
-	"send-worker":     {"STAGE", "LOG_LEVEL", "TABLE_NAME", "NOWCERTS_SECRET_ARN", "NOWCERTS_BASE_URL", "CRM_QUEUE_URL"},
-	"crm-worker":      {"STAGE", "LOG_LEVEL", "TABLE_NAME", "CRM_KIND", "CRM_BASE_URL", "CRM_SECRET_ARN"},
-	"token-refresher": {"STAGE", "LOG_LEVEL", "NOWCERTS_SECRET_ARN", "NOWCERTS_BASE_URL"},
+	"webhook":          {"STAGE", "LOG_LEVEL", "TABLE_NAME", "CRM_QUEUE_URL", "SEND_QUEUE_URL", "WEBHOOK_SECRET_ARN"},
+	"api":              {"STAGE", "LOG_LEVEL", "TABLE_NAME", "STAFF_AUTH", "SEND_QUEUE_URL", "NOWCERTS_SECRET_ARN", "NOWCERTS_BASE_URL"},
+	"send-worker":      {"STAGE", "LOG_LEVEL", "TABLE_NAME", "NOWCERTS_SECRET_ARN", "NOWCERTS_BASE_URL", "CRM_QUEUE_URL"},
+	"crm-worker":       {"STAGE", "LOG_LEVEL", "TABLE_NAME", "CRM_KIND", "CRM_BASE_URL", "CRM_SECRET_ARN"},
+	"token-refresher":  {"STAGE", "LOG_LEVEL", "NOWCERTS_SECRET_ARN", "NOWCERTS_BASE_URL"},
+	"backlog-reporter": {"STAGE", "LOG_LEVEL", "TABLE_NAME"},
 }
 
 // optionalEnv are variables the code may read that the template does not

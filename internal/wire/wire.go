@@ -33,11 +33,12 @@ type Builder func(ctx context.Context, d Deps) (lambda.Handler, error)
 // its CodeUri in template.yaml) to its builder.
 func Builders() map[string]Builder {
 	return map[string]Builder{
-		"webhook":         Webhook,
-		"api":             API,
-		"token-refresher": TokenRefresher,
-		"send-worker":     SendWorker,
-		"crm-worker":      CRMWorker,
+		"webhook":          Webhook,
+		"api":              API,
+		"token-refresher":  TokenRefresher,
+		"send-worker":      SendWorker,
+		"crm-worker":       CRMWorker,
+		"backlog-reporter": BacklogReporter,
 	}
 }
 

@@ -177,6 +177,9 @@ func TestEndToEnd(t *testing.T) {
 	if sc := info.Functions["token-refresher"].Schedules; len(sc) != 1 || sc[0] != "every 30m0s" {
 		t.Errorf("token-refresher schedules from template.yaml: %v", sc)
 	}
+	if sc := info.Functions["backlog-reporter"].Schedules; len(sc) != 1 || sc[0] != "every 5m0s" {
+		t.Errorf("backlog-reporter schedules from template.yaml: %v", sc)
+	}
 
 	resp, err := http.Get(info.Health)
 	if err != nil {
