@@ -5,19 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coiflow/coiflow/internal/backlog"
-	"github.com/coiflow/coiflow/internal/local/testenv"
 	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/store"
-	"github.com/coiflow/coiflow/internal/wire"
 )
-
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 // gauges reads the EMF lines in out: metric name → value, and checks each
 // line declares the metric in the Coiflow namespace with the given unit.
@@ -60,59 +55,34 @@ func TestFailedCountEmitsNothing(t *testing.T) {
 	}
 }
 
-// TestReporterOverDynamoDBLocal: the function as template.yaml wires it
-// (wire.BacklogReporter, TABLE_NAME) counts the holds in the table and emits
-// the two gauges.
-func TestReporterOverDynamoDBLocal(t *testing.T) {
-	env := testenv.Get(t)
-	table := env.NewTable(t)
-	var out bytes.Buffer
-	h, err := wire.BacklogReporter(context.Background(), wire.Deps{
-		Env: func(k string) string { return map[string]string{"TABLE_NAME": table}[k] }, AWS: env.AWS, Stdout: &out,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	event := []byte(`{"version":"0","id":"e1","detail-type":"Scheduled Event","source":"aws.scheduler","detail":{}}`)
-	invoke := func() (backlog.Report, map[string]float64) {
-		t.Helper()
-		out.Reset()
-		b, err := h.Invoke(context.Background(), event)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rep backlog.Report
-		if err := json.Unmarshal(b, &rep); err != nil {
-			t.Fatal(err)
-		}
-		return rep, gauges(t, out.String())
-	}
+type fixed struct{ b store.HoldBacklog }
 
-	rep, g := invoke()
-	if rep.HoldsPending != 0 || rep.OldestHoldAgeSeconds != 0 || len(g) != 2 || g[obs.MetricHoldsPending] != 0 || g[obs.MetricOldestHoldAge] != 0 {
-		t.Fatalf("empty table: %+v %v", rep, g)
-	}
+func (f fixed) CountPendingHolds(context.Context) (store.HoldBacklog, error) { return f.b, nil }
 
-	st := store.New(env.DynamoDB(), table)
-	made := time.Now().Add(-3 * time.Hour)
-	for i, id := range []string{"h1", "h2", "h3"} {
-		h := store.Hold{ID: id, SendID: "snd_" + id, CertificateID: "cert-1", Revision: "r1", HolderID: "holder-" + id,
-			Reasons: []string{"additional insured requested"}, CreatedAt: made.Add(time.Duration(i) * time.Hour)}
-		rec := store.Send{ID: h.SendID, CertificateID: h.CertificateID, Revision: h.Revision, HolderID: h.HolderID, Channel: "email"}
-		if err := st.PutHold(context.Background(), h, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := st.RejectHold(context.Background(), "h1", "jane", "wrong holder"); err != nil {
-		t.Fatal(err)
-	}
-	rep, g = invoke()
-	// h2, made two hours ago, is the oldest still waiting (the test's own
-	// run time is added to its age, never subtracted).
-	if rep.HoldsPending != 2 || rep.OldestHoldAgeSeconds < 2*3600 || rep.OldestHoldAgeSeconds > 3*3600 {
-		t.Fatalf("report %+v", rep)
-	}
-	if g[obs.MetricHoldsPending] != 2 || g[obs.MetricOldestHoldAge] != float64(rep.OldestHoldAgeSeconds) {
-		t.Fatalf("gauges %v for %+v", g, rep)
+// TestGauges: the count and the oldest hold's age in whole seconds; an empty
+// backlog reports zero for both (an empty queue is data, not a gap).
+func TestGauges(t *testing.T) {
+	now := time.Date(2026, 11, 21, 14, 2, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		backlog store.HoldBacklog
+		want    backlog.Report
+	}{
+		{"empty", store.HoldBacklog{}, backlog.Report{}},
+		{"three waiting", store.HoldBacklog{Pending: 3, Oldest: now.Add(-90*time.Minute - 500*time.Millisecond)}, backlog.Report{HoldsPending: 3, OldestHoldAgeSeconds: 5400}},
+		{"clock behind the store", store.HoldBacklog{Pending: 1, Oldest: now.Add(time.Minute)}, backlog.Report{HoldsPending: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			r := backlog.Reporter{Holds: fixed{tc.backlog}, Metrics: obs.NewMetrics(&out), Now: func() time.Time { return now }}
+			rep, err := r.Handle(context.Background(), nil)
+			if err != nil || rep != tc.want {
+				t.Fatalf("report %+v %v, want %+v", rep, err, tc.want)
+			}
+			g := gauges(t, out.String())
+			if len(g) != 2 || g[obs.MetricHoldsPending] != float64(tc.want.HoldsPending) || g[obs.MetricOldestHoldAge] != float64(tc.want.OldestHoldAgeSeconds) {
+				t.Fatalf("gauges %v", g)
+			}
+		})
 	}
 }
