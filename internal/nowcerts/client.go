@@ -122,6 +122,11 @@ func (c *Client) write(ctx context.Context, op, path string, body any, unsafe bo
 	}
 	ans, known := parseAnswer(rep.body)
 	switch {
+	case !known && unsafe:
+		// A 2xx that is not NowCerts' {"status", "message"} (an empty body, a
+		// proxy's HTML page, another shape) confirms nothing: the send may or
+		// may not have happened, so it is reviewed, never recorded as sent.
+		return ans, fmt.Errorf("%w: %s: HTTP %d answer without a status field: %s", ErrOutcomeUnknown, op, rep.status, snippet(rep.body))
 	case !known:
 		c.t.cfg.Logger.WarnContext(ctx, "nowcerts answer without a status field; taken as success", "op", op, "httpStatus", rep.status)
 		return ans, nil

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,5 +481,35 @@ func TestNoSecretsInLogs(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Fatalf("logs contain a secret or an email (%.6s…):\n%s", secret, out)
 		}
+	}
+}
+
+// TestAnswerWithoutStatus: a 2xx that is not {"status", "message"} confirms
+// nothing. For SendCertificate it is an unknown outcome (reviewed, never
+// recorded as sent, not retried); Approve, which sends nothing, accepts it.
+func TestAnswerWithoutStatus(t *testing.T) {
+	for _, body := range []string{"", "<html><body>Down for maintenance</body></html>", `"error"`, `{"Success":false}`, `{"message":"done"}`} {
+		t.Run(fmt.Sprintf("%q", body), func(t *testing.T) {
+			h := newHarness(t, nowcertssandbox.Options{})
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, body)
+			}))
+			t.Cleanup(srv.Close)
+			h.cfg.BaseURL = srv.URL
+			h.rebuild(t)
+			_, err := h.client.SendCertificate(context.Background(), sendReq())
+			if !errors.Is(err, nowcerts.ErrOutcomeUnknown) || errors.Is(err, nowcerts.ErrRejected) {
+				t.Fatalf("SendCertificate: err = %v, want ErrOutcomeUnknown", err)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("%d calls, want 1 (an unknown outcome is not retried)", n)
+			}
+			if _, err := h.client.Approve(context.Background(), []string{nowcertssandbox.SeedHistoricalPending}); err != nil {
+				t.Fatalf("Approve: %v", err)
+			}
+		})
 	}
 }

@@ -121,12 +121,19 @@ func TestCompletionReturnsAttempts(t *testing.T) {
 }
 
 // TestClaimResendOnce: concurrent resends of one send: one claim wins; the
-// record names it (and the winner's key); a missing record is a conflict.
+// record names it (and the winner's key); a missing record is a conflict, and
+// so is a record an attempt is sending right now.
 func TestClaimResendOnce(t *testing.T) {
 	st, _ := newSendsStore(t)
 	ctx := context.Background()
 	rec := sampleSend("snd_resent")
 	if _, err := st.ClaimSend(ctx, store.Claim{Send: rec, Owner: "o", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ClaimResend(ctx, rec.ID, "snd_early", ""); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("resend during a live claim: %v, want ErrConflict", err)
+	}
+	if err := st.CompleteSend(ctx, rec.ID, "o", store.Completion{Status: store.SendSent, Answer: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -154,10 +161,57 @@ func TestClaimResendOnce(t *testing.T) {
 		t.Fatal("no claim won")
 	}
 	got, err := st.GetSend(ctx, rec.ID)
-	if err != nil || got.SupersededBy != fmt.Sprintf("snd_r%d", won) || got.ResendKey != fmt.Sprintf("key-%d", won) || got.Status != store.SendSending {
+	if err != nil || got.SupersededBy != fmt.Sprintf("snd_r%d", won) || got.ResendKey != fmt.Sprintf("key-%d", won) || got.Status != store.SendSent {
 		t.Fatalf("record = %+v, %v", got, err)
 	}
 	if err := st.ClaimResend(ctx, "snd_missing", "snd_rx", ""); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("resend of a missing record: %v", err)
+	}
+}
+
+// TestResentRecordIsNeverReclaimed: a FAILED (retryable) or UNKNOWN send that
+// staff resent is not claimed again by its own job's redelivery, nor by an
+// approval: the resend is the send now.
+func TestResentRecordIsNeverReclaimed(t *testing.T) {
+	st, clk := newSendsStore(t)
+	ctx := context.Background()
+
+	failed := sampleSend("snd_failed_resent")
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: failed, Owner: "o1", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CompleteSend(ctx, failed.ID, "o1", store.Completion{Status: store.SendFailed, Error: "HTTP 500", Retryable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ClaimResend(ctx, failed.ID, "snd_failed_resent_r", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.GetSend(ctx, failed.ID); err != nil || got.Retryable {
+		t.Fatalf("after the resend claim: %+v %v (want retryable cleared)", got, err)
+	}
+	for _, c := range []store.Claim{
+		{Send: failed, Owner: "redelivery", Lease: time.Minute},
+		{Send: failed, Owner: "staff", Lease: time.Minute, ReclaimFailed: true, Staff: true},
+	} {
+		var ce *store.ClaimConflictError
+		if _, err := st.ClaimSend(ctx, c); !errors.As(err, &ce) || ce.Existing.Status != store.SendFailed {
+			t.Fatalf("claim %s of a resent FAILED send: %v", c.Owner, err)
+		}
+	}
+
+	unknown := sampleSend("snd_unknown_resent")
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: unknown, Owner: "o2", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(2 * time.Minute)
+	if err := st.MarkSendUnknown(ctx, unknown.ID, "o2", "lease expired"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ClaimResend(ctx, unknown.ID, "snd_unknown_resent_r", ""); err != nil {
+		t.Fatal(err)
+	}
+	var ce *store.ClaimConflictError
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: unknown, Owner: "o3", Lease: time.Minute, ReclaimUnknown: true}); !errors.As(err, &ce) || ce.Existing.Status != store.SendUnknown {
+		t.Fatalf("reclaim of a resent UNKNOWN send: %v", err)
 	}
 }

@@ -288,16 +288,19 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 	u.remove("error")
 	u.remove("retryable")
 	st := u.name("status")
-	// notHeld keeps an automatic claim off records that belong to a hold.
+	// notHeld keeps an automatic claim off records that belong to a hold;
+	// notResent keeps every claim off a record staff resent (the resend is
+	// the send now: the original going out again would be a second send).
+	notResent := " AND attribute_not_exists(" + u.name("supersededBy") + ")"
 	notHeld := func() string {
 		if c.Staff {
-			return ""
+			return notResent
 		}
-		return " AND attribute_not_exists(" + u.name("holdId") + ")"
+		return " AND attribute_not_exists(" + u.name("holdId") + ")" + notResent
 	}
 	conds := []string{"attribute_not_exists(PK)"}
 	if c.ReclaimFailed {
-		conds = append(conds, st+" = "+u.val("failed", SendFailed))
+		conds = append(conds, "("+st+" = "+u.val("failed", SendFailed)+notResent+")")
 	} else {
 		conds = append(conds, "("+st+" = "+u.val("failed", SendFailed)+" AND "+u.name("retryable")+" = "+u.val("true", true)+notHeld()+")")
 	}
@@ -506,17 +509,24 @@ func (s *Store) MarkSendUnknown(ctx context.Context, id, owner, reason string) e
 // one conditional update setting supersededBy = newID (and resendKey = key,
 // when set) on a record that was never resent. A send is resent at most once
 // (a later resend is a resend of newID), so concurrent requests make one. It
-// fails with ErrConflict when the record was resent already or does not exist
-// (read it to tell).
+// fails with ErrConflict when the record was resent already, is being sent
+// (a live SENDING claim), or does not exist (read it to tell). It clears
+// retryable: once resent, the original is never claimed again (ClaimSend).
 func (s *Store) ClaimResend(ctx context.Context, id, newID, key string) error {
 	if id == "" || newID == "" {
 		return fmt.Errorf("claim resend of %q: id and new id are required", id)
 	}
+	now := s.now().UTC()
 	u := newSendUpdate()
 	u.set("supersededBy", newID)
 	u.set("resendKey", key)
-	u.set("updatedAt", s.now().UTC())
-	cond := "attribute_exists(PK) AND attribute_not_exists(" + u.name("supersededBy") + ")"
+	u.set("updatedAt", now)
+	// The original can no longer be retried by its own job's redelivery.
+	u.remove("retryable")
+	// Not while an attempt holds the original's live claim: that attempt and
+	// the resend would both send.
+	cond := "attribute_exists(PK) AND attribute_not_exists(" + u.name("supersededBy") + ") AND (" +
+		u.name("status") + " <> " + u.val("sending", SendSending) + " OR " + u.name("leaseUntil") + " < " + u.val("now", now.UnixMilli()) + ")"
 	if u.err != nil {
 		return fmt.Errorf("claim resend of %s: %w", id, u.err)
 	}
