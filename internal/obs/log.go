@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 )
 
@@ -68,6 +69,13 @@ func MaskEmail(s string) string {
 	}
 	return first(local) + "***@" + first(domain) + "***" + tld
 }
+
+// emailRE finds things that look like email addresses in free text.
+var emailRE = regexp.MustCompile(`[^\s<>(),;:"'\[\]]+@[^\s<>(),;:"'\[\]]+`)
+
+// MaskEmails masks every email address in free text (reasons typed by staff,
+// NowCerts' messages, errors quoting recipients) with MaskEmail, for logs.
+func MaskEmails(s string) string { return emailRE.ReplaceAllStringFunc(s, MaskEmail) }
 
 type loggerKey struct{}
 

@@ -3,9 +3,11 @@ package sending
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/coiflow/coiflow/internal/event"
+	"github.com/coiflow/coiflow/internal/nowcerts"
 	"github.com/coiflow/coiflow/internal/sandbox/nowcertssandbox"
 )
 
@@ -82,5 +84,47 @@ func TestHolderFixedAfterNoRecipientHoldIsSent(t *testing.T) {
 	sends := h.sends()
 	if len(sends) != 1 || len(sends[0].Emails) != 1 || sends[0].Emails[0] != "ops@oldmill.example" {
 		t.Fatalf("sends after the holder was fixed = %+v", sends)
+	}
+}
+
+// TestRefusedApprovalAndResendAreErrors: when NowCerts refuses the send of an
+// approval or a resend (status 0), the call fails with NowCerts' refusal (the
+// staff API answers 502 with its message), the hold is pending again with the
+// reason, and nothing is counted as approved.
+func TestRefusedApprovalAndResendAreErrors(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	cert := event.Certificate{ID: certPending, Revision: "r-refused", InsuredID: insuredAcme, AdditionalInsured: true}
+	if err := h.svc.Handle(ctx, sendJob(holderEvent(cert, seedHolders[holderBoth]))); err != nil {
+		t.Fatal(err)
+	}
+	holds, err := h.svc.ListHolds(ctx, HoldQuery{})
+	if err != nil || len(holds) != 1 {
+		t.Fatalf("holds = %+v, %v", holds, err)
+	}
+	if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "SendCertificate", Status0: true, Count: 1, Message: "Fax number is invalid"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.svc.Approve(ctx, holds[0].ID, "jane")
+	if !errors.Is(err, nowcerts.ErrRejected) || out.Status != StatusFailed || !strings.Contains(err.Error(), "Fax number is invalid") {
+		t.Fatalf("refused approval = %+v, %v; want FAILED and NowCerts' refusal", out, err)
+	}
+	hs, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(hs) != 1 || hs[0].Status != HoldPending || !strings.Contains(hs[0].LastError, "Fax number is invalid") {
+		t.Fatalf("hold after the refused approval = %+v", hs)
+	}
+	if strings.Contains(h.metrics.String(), `"Approved":`) {
+		t.Fatalf("a refused approval was counted as approved: %s", h.metrics.String())
+	}
+	if out, err := h.svc.Approve(ctx, holds[0].ID, "jane"); err != nil || out.Status != StatusSent {
+		t.Fatalf("second approval = %+v, %v", out, err)
+	}
+
+	if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "SendCertificate", Status0: true, Count: 1, Message: "Mailbox unavailable"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = h.svc.Resend(ctx, ResendRequest{SendID: out.SendIDs[0], By: "bob", Reason: "holder lost it"})
+	if !errors.Is(err, nowcerts.ErrRejected) || out.Status != StatusFailed || len(out.SendIDs) != 1 {
+		t.Fatalf("refused resend = %+v, %v; want FAILED and NowCerts' refusal", out, err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -52,6 +51,20 @@ type sendResult struct {
 	// recorded (the claim stays SENDING: the redelivery after its lease marks
 	// it UNKNOWN and never sends again).
 	Retry error
+	// Err is why the send did not happen or its outcome is unknown (NowCerts'
+	// refusal, ErrOutcomeUnknown, ...), whether or not the job is retried.
+	Err error
+}
+
+// failure is the error to report for a send that did not complete.
+func (r sendResult) failure() error {
+	switch {
+	case r.Retry != nil:
+		return r.Retry
+	case r.Err != nil:
+		return r.Err
+	}
+	return errors.New(r.Message)
 }
 
 // completionTries bounds the retries of the completion write.
@@ -128,7 +141,7 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 	}
 
 	var comp store.Completion
-	res := sendResult{ID: rec.ID}
+	res := sendResult{ID: rec.ID, Err: err}
 	switch {
 	case err == nil:
 		comp = store.Completion{Status: store.SendSent, Answer: answerText(ans)}
@@ -187,7 +200,7 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 			s.metrics.Duration(obs.MetricEndToEndLatency, now.Sub(rec.ReceivedAt), nil)
 		}
 		log.Info("certificate sent", "channel", rec.Channel, "holderEmail", obs.MaskEmail(rec.HolderEmail),
-			"approvedBy", rec.ApprovedBy, "resendOf", rec.ResendOf, "answer", maskEmails(res.Message))
+			"approvedBy", rec.ApprovedBy, "resendOf", rec.ResendOf, "answer", obs.MaskEmails(res.Message))
 		s.enqueueTimeline(ctx, rec, "sent", sentDetail(rec), now)
 	case StatusUnknown:
 		s.metrics.Count(obs.MetricSendUnknown, 1, nil)
@@ -195,7 +208,7 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 		s.enqueueTimeline(ctx, rec, "unknown", "NowCerts did not answer; review before resending", now)
 	case StatusFailed:
 		if res.PendingApproval {
-			log.Info("NowCerts says the certificate is pending approval: holding it", "answer", maskEmails(res.Message))
+			log.Info("NowCerts says the certificate is pending approval: holding it", "answer", obs.MaskEmails(res.Message))
 			break
 		}
 		s.metrics.Count(obs.MetricSendFailed, 1, nil)
@@ -302,16 +315,10 @@ func mentionsPendingApproval(msg string) bool {
 	return strings.Contains(strings.ToLower(msg), "pending approval")
 }
 
-var emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
-
-// maskEmails masks every email address in s (NowCerts' messages and errors may
-// quote recipients): logs never carry a holder's address in clear.
-func maskEmails(s string) string { return emailRE.ReplaceAllStringFunc(s, obs.MaskEmail) }
-
 // errAttr is an error as a log attribute, email addresses masked.
 func errAttr(err error) slog.Attr {
 	if err == nil {
 		return slog.String("err", "")
 	}
-	return slog.String("err", maskEmails(err.Error()))
+	return slog.String("err", obs.MaskEmails(err.Error()))
 }

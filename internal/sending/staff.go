@@ -171,7 +171,8 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 		if _, err := s.st.EndApproval(ctx, holdID, approver, false, out.SendIDs, "send failed: "+res.Message); err != nil {
 			log.Error("hold not returned to pending", errAttr(err))
 		}
-		return out, res.Retry
+		log.Warn("approval not completed: the send failed; the hold is pending again", "sendId", res.ID, errAttr(res.failure()))
+		return out, fmt.Errorf("approve hold %s: %w", holdID, res.failure())
 	}
 	if _, err := s.st.EndApproval(ctx, holdID, approver, true, out.SendIDs, ""); err != nil {
 		log.Error("hold not marked approved", errAttr(err))
@@ -196,7 +197,7 @@ func (s *Service) reject(ctx context.Context, holdID, by, reason string) error {
 	}
 	reqID := requestIDFrom(ctx)
 	s.metrics.Count(obs.MetricRejected, 1, nil)
-	s.log.Info("hold rejected", "requestId", reqID, "holdId", holdID, "certificateId", h.CertificateID, "holderId", h.HolderID, "by", by, "reason", reason)
+	s.log.Info("hold rejected", "requestId", reqID, "holdId", holdID, "certificateId", h.CertificateID, "holderId", h.HolderID, "by", by, "reason", obs.MaskEmails(reason))
 	detail := "rejected by " + by
 	if reason != "" {
 		detail += ": " + reason
@@ -305,7 +306,11 @@ func (s *Service) resend(ctx context.Context, q ResendRequest) (Outcome, error) 
 		return Outcome{SendIDs: []string{res.ID}, Status: res.Existing, Message: res.Message, Repeat: true}, nil
 	}
 	log.Info("resend requested", "sendId", res.ID, "status", res.Status, "repeat", repeat)
-	return Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}, res.Retry
+	out := Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}
+	if res.Status == StatusFailed {
+		return out, fmt.Errorf("resend of %s: %w", sendID, res.failure())
+	}
+	return out, nil
 }
 
 // MaxIdempotencyKey bounds ResendRequest.IdempotencyKey.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/sendexport"
 	"github.com/coiflow/coiflow/internal/sending"
 )
@@ -147,8 +148,8 @@ func (s *Server) exportSends(ctx context.Context, r *request) (response, error) 
 	}
 	name := sendexport.FileName(meta, format)
 	r.Log.InfoContext(ctx, "sends exported", "format", format, "rows", rows, "bytes", len(body), "sentBytes", sent,
-		"certificateId", meta.CertificateID, "holder", maskEmails(meta.Holder), "sendStatus", meta.Status,
-		"from", stamp(meta.From), "to", stamp(meta.To), "file", maskEmails(name))
+		"certificateId", meta.CertificateID, "holder", obs.MaskEmails(meta.Holder), "sendStatus", meta.Status,
+		"from", stamp(meta.From), "to", stamp(meta.To), "file", obs.MaskEmails(name))
 	return response{
 		Status: http.StatusOK,
 		Header: map[string]string{

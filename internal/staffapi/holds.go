@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/coiflow/coiflow/internal/nowcerts"
+	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/sending"
 )
 
@@ -67,8 +68,8 @@ func (s *Server) approveHold(ctx context.Context, r *request) (response, error) 
 	if err != nil {
 		return response{}, outcomeError("approval not completed, the hold is pending again", out, err)
 	}
-	r.Log.InfoContext(ctx, "hold approved", "holdId", id, "note", maskEmails(note),
-		"outcome", out.Status, "sendIds", out.SendIDs, "message", maskEmails(out.Message))
+	r.Log.InfoContext(ctx, "hold approved", "holdId", id, "note", obs.MaskEmails(note),
+		"outcome", out.Status, "sendIds", out.SendIDs, "message", obs.MaskEmails(out.Message))
 	return jsonResponse(http.StatusOK, ApproveResult{HoldID: id, ApprovedBy: r.Principal, Outcome: NewOutcomeView(out)})
 }
 
@@ -103,7 +104,7 @@ func (s *Server) rejectHold(ctx context.Context, r *request) (response, error) {
 	if err := s.svc.Reject(ctx, id, r.Principal, why); err != nil {
 		return response{}, err
 	}
-	r.Log.InfoContext(ctx, "hold rejected", "holdId", id, "reason", maskEmails(why))
+	r.Log.InfoContext(ctx, "hold rejected", "holdId", id, "reason", obs.MaskEmails(why))
 	return jsonResponse(http.StatusOK, RejectResult{HoldID: id, Status: sending.HoldRejected, RejectedBy: r.Principal, Reason: why})
 }
 

@@ -1,12 +1,9 @@
 package staffapi
 
 import (
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/coiflow/coiflow/internal/obs"
 )
 
 // Paging bounds (the pipeline's own: default 50, max 500).
@@ -77,13 +74,4 @@ func limitParam(r *request) (int, error) {
 		return 0, badParam("limit", "want an integer from 1 to %d", maxLimit)
 	}
 	return n, nil
-}
-
-// emailRE finds things that look like email addresses in free text.
-var emailRE = regexp.MustCompile(`[^\s<>(),;:"'\[\]]+@[^\s<>(),;:"'\[\]]+`)
-
-// maskEmails masks every email address in s (obs.MaskEmail), for logging free
-// text such as reasons and NowCerts' messages.
-func maskEmails(s string) string {
-	return emailRE.ReplaceAllStringFunc(s, obs.MaskEmail)
 }

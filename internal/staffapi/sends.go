@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coiflow/coiflow/internal/obs"
 	"github.com/coiflow/coiflow/internal/sendexport"
 	"github.com/coiflow/coiflow/internal/sending"
 )
@@ -34,7 +35,7 @@ func (s *Server) querySends(ctx context.Context, r *request) (response, error) {
 	for _, rec := range page.Sends {
 		out.Sends = append(out.Sends, NewSendView(rec))
 	}
-	r.Log.DebugContext(ctx, "sends queried", "certificateId", q.CertificateID, "holder", maskEmails(q.Holder),
+	r.Log.DebugContext(ctx, "sends queried", "certificateId", q.CertificateID, "holder", obs.MaskEmails(q.Holder),
 		"from", stamp(q.From), "to", stamp(q.To), "sendStatus", q.Status, "count", len(out.Sends))
 	return jsonResponse(http.StatusOK, out)
 }
@@ -103,8 +104,8 @@ func (s *Server) resendSend(ctx context.Context, r *request) (response, error) {
 	if err != nil {
 		return response{}, outcomeError("resend not completed", out, err)
 	}
-	r.Log.InfoContext(ctx, "resend requested", "sendId", id, "reason", maskEmails(why), "idempotencyKey", key != "",
-		"repeat", out.Repeat, "outcome", out.Status, "sendIds", out.SendIDs, "message", maskEmails(out.Message))
+	r.Log.InfoContext(ctx, "resend requested", "sendId", id, "reason", obs.MaskEmails(why), "idempotencyKey", key != "",
+		"repeat", out.Repeat, "outcome", out.Status, "sendIds", out.SendIDs, "message", obs.MaskEmails(out.Message))
 	return jsonResponse(http.StatusOK, ResendResult{SendID: id, RequestedBy: r.Principal, Reason: why, Outcome: NewOutcomeView(out)})
 }
 

@@ -162,7 +162,7 @@ func (s *Server) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) 
 	switch {
 	case resp.Status >= 500:
 		if err != nil {
-			attrs = append(attrs, "error", maskEmails(err.Error()))
+			attrs = append(attrs, "error", obs.MaskEmails(err.Error()))
 		}
 		log.ErrorContext(ctx, "api request failed", attrs...)
 	case err != nil:
@@ -253,7 +253,7 @@ func (s *Server) errorResponse(err error, reqID string) response {
 
 // logReason is the loggable reason of a refused request (4xx). Errors never
 // carry tokens; any email address in them is masked.
-func logReason(err error) string { return maskEmails(err.Error()) }
+func logReason(err error) string { return obs.MaskEmails(err.Error()) }
 
 // toEvent converts a response into API Gateway's shape, adding the headers
 // every response carries.

@@ -758,17 +758,3 @@ func TestLogLine(t *testing.T) {
 		t.Fatalf("unknown route path not logged: %s", h.logs)
 	}
 }
-
-func TestMaskEmails(t *testing.T) {
-	for in, want := range map[string]string{
-		"send to jane.doe@acme.com failed":  "send to j***@a***.com failed",
-		"a@b.co, c@d.org":                   "a***@b***.co, c***@d***.org",
-		"<x@y.io>":                          "<x***@y***.io>",
-		"no email here":                     "no email here",
-		`holder "coi@acme-pm.example" gone`: `holder "c***@a***.example" gone`,
-	} {
-		if got := maskEmails(in); got != want {
-			t.Errorf("maskEmails(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
