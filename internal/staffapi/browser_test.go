@@ -323,6 +323,9 @@ func TestPageInBrowser(t *testing.T) {
 		};
 		return true;
 	})()`)
+	// The approval reloads the exceptions and the search results in the
+	// background: let them land before reading and clicking rows.
+	step("reloads after the approval", until(`!document.body.hasAttribute('data-busy')`))
 	failedID, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector('#exceptions-body tr[data-send-id]').getAttribute('data-send-id')`))
 	if err != nil || failedID == "" {
 		t.Fatalf("failed send id: %q %v", failedID, err)
@@ -382,8 +385,21 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatalf("the page reported errors: %q", errs)
 	}
 
-	// Signing out forgets the token and clears the data.
-	step("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")))
+	// Signing out forgets the token and clears the data: also what requests
+	// still under way would have shown (their answers are dropped).
+	// A search is started and sign-out clicked in the same task: the search's
+	// answer arrives after the sign-out and must not refill the table.
+	step("reloads settled", until(`!document.body.hasAttribute('data-busy')`))
+	eval(`(function () {
+		document.getElementById('search-form').requestSubmit();
+		window.__searchInFlight = document.body.hasAttribute('data-busy');
+		document.getElementById('signout').click();
+		return true;
+	})()`)
+	step("sign out", chromedp.WaitVisible(chromedp.ID("token")), until(`!document.body.hasAttribute('data-busy')`))
+	if !evalBool(`window.__searchInFlight === true`) {
+		t.Fatalf("the search did not start before the sign-out")
+	}
 	stored, err := chromedp.Run(tab, chromedp.Evaluate[string](`sessionStorage.getItem('coiflow.staffToken') || ''`))
 	if err != nil || stored != "" {
 		t.Fatalf("token kept after sign out: %q %v", stored, err)

@@ -71,9 +71,22 @@
     if (!err || (err.status && err.status < 500)) { delete pendingKeys[action]; }
   }
 
+  // session counts sign-outs: an answer to a request made before the last
+  // sign-out is dropped, so a late reply never refills the page afterwards.
+  var session = 0;
+
+  // inflight counts API requests under way; while there are any the body
+  // carries data-busy (a progress cursor, and what tests wait on).
+  var inflight = 0;
+  function track(delta) {
+    inflight += delta;
+    if (inflight > 0) { document.body.setAttribute('data-busy', String(inflight)); } else { document.body.removeAttribute('data-busy'); }
+  }
+
   // api calls the staff API and returns the decoded JSON (or the Response when
   // raw is set). A 401 signs out. key, when given, is sent as Idempotency-Key.
   function api(method, path, body, raw, key) {
+    var made = session;
     var headers = { 'Authorization': 'Bearer ' + token() };
     if (key) { headers['Idempotency-Key'] = key; }
     var init = { method: method, headers: headers, cache: 'no-store', credentials: 'omit' };
@@ -81,13 +94,23 @@
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
+    function current() {
+      if (made !== session) {
+        var stale = new ApiError(0, 'signed out');
+        stale.stale = true;
+        throw stale;
+      }
+    }
+    track(1);
     return fetch(base + '/api/' + path, init).then(function (resp) {
+      current();
       if (resp.status === 401) {
         signOut('The token was not accepted. Sign in again.');
         throw new ApiError(401, 'authentication required');
       }
       if (raw && resp.ok) { return resp; }
       return resp.text().then(function (text) {
+        current();
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
         if (!resp.ok) {
@@ -95,7 +118,7 @@
         }
         return data;
       });
-    });
+    }).finally(function () { track(-1); });
   }
 
   // ---- formatting
@@ -135,7 +158,7 @@
 
   function fail(where) {
     return function (err) {
-      if (err && err.status === 401) { return; }
+      if (err && (err.status === 401 || err.stale)) { return; }
       notice(where + ': ' + String(err), 'bad');
     };
   }
@@ -492,6 +515,7 @@
   }
 
   function signOut(message) {
+    session++;
     sessionStorage.removeItem(TOKEN_KEY);
     document.body.removeAttribute('data-loaded');
     ['holds-body', 'exceptions-body', 'quarantine-body', 'crm-failures-body', 'results-body'].forEach(function (id) { $(id).replaceChildren(); });
