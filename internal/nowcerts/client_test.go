@@ -161,7 +161,7 @@ func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
 	for _, sent := range []bool{true, false} {
 		t.Run(fmt.Sprintf("sent=%v", sent), func(t *testing.T) {
 			h := newHarness(t, nowcertssandbox.Options{})
-			h.cfg.Timeout = 300 * time.Millisecond
+			h.cfg.Timeout = 2 * time.Second // generous: the faults hold the request until it passes
 			h.rebuild(t)
 			if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "SendCertificate", Timeout: true, Sent: sent}); err != nil {
 				t.Fatal(err)
@@ -190,7 +190,7 @@ func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
 // TestReadTimeoutIsRetried: a list call that times out is safe to repeat.
 func TestReadTimeoutIsRetried(t *testing.T) {
 	h := newHarness(t, nowcertssandbox.Options{})
-	h.cfg.Timeout = 300 * time.Millisecond
+	h.cfg.Timeout = 2 * time.Second // generous: the faults hold the request until it passes
 	h.rebuild(t)
 	if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "CertificatesList", Timeout: true, Count: 1}); err != nil {
 		t.Fatal(err)

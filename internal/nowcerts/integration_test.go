@@ -58,7 +58,7 @@ func newWired(t *testing.T, secret func(sb *nowcertssandbox.Sandbox) nowcerts.Cr
 			Retry:      nowcerts.Retry{MaxAttempts: 12, BaseDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond, MaxElapsed: time.Minute},
 			RateLimit:  nowcerts.RateLimit{PerSecond: 1000, Burst: 1000},
 		},
-		tc:      nowcerts.TokenConfig{Secrets: sm, SecretID: arn, Lease: st, LeaseTTL: 20 * time.Second, LeaseWait: time.Minute},
+		tc:      nowcerts.TokenConfig{Secrets: sm, SecretID: arn, Lease: st, LeaseTTL: 2 * time.Minute, LeaseWait: 3 * time.Minute},
 		secrets: sm,
 	}
 }

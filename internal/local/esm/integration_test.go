@@ -238,6 +238,11 @@ func TestHandlerErrorLeavesBatch(t *testing.T) {
 // the middle of a 20 s long poll.
 func TestRunAgainstMoto(t *testing.T) {
 	c, url, arn, _ := queueFixture(t, 5)
+	// Nothing here fails on purpose: a long visibility timeout keeps a batch
+	// slowed down by a loaded machine from reaching the other poller too.
+	if _, err := c.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{"VisibilityTimeout": "30"}}); err != nil {
+		t.Fatal(err)
+	}
 	var got seen
 	done := make(chan struct{}, 16)
 	h := handlerFunc(func(ctx context.Context, p []byte) ([]byte, error) {
@@ -259,12 +264,22 @@ func TestRunAgainstMoto(t *testing.T) {
 	stopped := make(chan error)
 	go func() { stopped <- p.Run(ctx) }()
 	send(t, c, url, "1", "2", "3", "4", "5")
+	failsafe := time.After(2 * time.Minute) // a bound on a hang, not a timing assertion
 	for len(got.bodies()) < 5 {
-		<-done
+		select {
+		case <-done:
+		case <-failsafe:
+			t.Fatalf("only %v handled", got.bodies())
+		}
 	}
 	cancel()
-	if err := <-stopped; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not return after cancel")
 	}
 	if s := p.Stats(); s.Records < 5 || s.Deleted < 5 {
 		t.Errorf("stats %+v", s)

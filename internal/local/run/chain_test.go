@@ -46,11 +46,10 @@ const chainDeadline = 2 * time.Minute
 // chain is the running system as a `make run` user sees it: the URLs and
 // token of local.json, the sandboxes' admin APIs at the URLs local.json gives.
 type chain struct {
-	t        *testing.T
-	sys      *System
-	info     Info
-	hc       *http.Client
-	deadline time.Time
+	t    *testing.T
+	sys  *System
+	info Info
+	hc   *http.Client
 }
 
 // TestFullChain drives the whole system through `coiflow run`'s code path
@@ -314,7 +313,7 @@ func startChain(t *testing.T) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &chain{t: t, sys: sys, info: info, hc: &http.Client{Timeout: time.Minute}, deadline: time.Now().Add(chainDeadline)}
+	return &chain{t: t, sys: sys, info: info, hc: &http.Client{Timeout: time.Minute}}
 }
 
 func tail(l *lockedWriter, n int) string {
@@ -331,15 +330,17 @@ func (c *chain) with(t *testing.T) *chain {
 	return &cc
 }
 
-// eventually polls cond until it holds or the overall deadline passes.
+// eventually polls cond until it holds or chainDeadline passes (each wait
+// has its own: a slow earlier step does not eat a later one's time).
 func (c *chain) eventually(what string, cond func() (bool, string)) {
 	c.t.Helper()
+	deadline := time.Now().Add(chainDeadline)
 	for {
 		ok, detail := cond()
 		if ok {
 			return
 		}
-		if time.Now().After(c.deadline) {
+		if time.Now().After(deadline) {
 			c.t.Fatalf("gave up waiting for %s: %s", what, detail)
 		}
 		time.Sleep(150 * time.Millisecond)
