@@ -20,9 +20,12 @@ const (
 	MetricRejected            = "Rejected"
 	MetricDuplicateSuppressed = "DuplicateSuppressed"
 	MetricSendUnknown         = "SendUnknown"
-	MetricNowCertsLatency     = "NowCertsLatency"
-	MetricEndToEndLatency     = "EndToEndLatency"
-	MetricTokenRefreshed      = "NowCertsTokenRefreshed"
+	// MetricSendSuperseded counts sends, holds and approvals of a certificate
+	// revision dropped because a newer revision was handled for the holder.
+	MetricSendSuperseded  = "SendSuperseded"
+	MetricNowCertsLatency = "NowCertsLatency"
+	MetricEndToEndLatency = "EndToEndLatency"
+	MetricTokenRefreshed  = "NowCertsTokenRefreshed"
 	// MetricTimelineEnqueueFailed counts timeline jobs the send pipeline could
 	// not put on the CRM queue (the send itself is unaffected).
 	MetricTimelineEnqueueFailed = "TimelineEnqueueFailed"
@@ -45,7 +48,7 @@ func MetricNames() []string {
 	return []string{
 		MetricWebhooksAccepted, MetricWebhooksRejected, MetricEventsQuarantined, MetricJobsEnqueued, MetricWebhooksFailed,
 		MetricCertificatesSent, MetricSendFailed, MetricHeld, MetricApproved, MetricRejected,
-		MetricDuplicateSuppressed, MetricSendUnknown, MetricNowCertsLatency, MetricEndToEndLatency,
+		MetricDuplicateSuppressed, MetricSendUnknown, MetricSendSuperseded, MetricNowCertsLatency, MetricEndToEndLatency,
 		MetricTokenRefreshed, MetricTimelineEnqueueFailed, MetricHoldsPending, MetricOldestHoldAge, MetricCRMUpserts, MetricCRMSkipped, MetricCRMStale, MetricCRMFailed, MetricCRMNotes,
 	}
 }

@@ -48,7 +48,14 @@ const (
 const (
 	OutcomeDuplicate = "DUPLICATE" // already sent (or being sent): nothing new happened
 	OutcomeHeld      = "HELD"
+	// OutcomeSuperseded: a newer revision of the certificate was handled for
+	// the holder; NowCerts would send that newer content, so nothing is sent.
+	OutcomeSuperseded = "SUPERSEDED"
 )
+
+// SystemActor is who decides what coiflow decides by itself (a hold retired
+// because a newer revision of its certificate arrived).
+const SystemActor = "coiflow"
 
 // SendQuery selects send records. CertificateID queries the certificate's index;
 // otherwise From/To (default: the last 7 days) select days. Holder matches a

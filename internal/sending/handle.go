@@ -142,6 +142,11 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 		policy = store.NormalisePolicyNumber(ev.Policy.Number)
 	}
 	rec.PolicyNumber = policy
+	latest := revisionKeyOf(cert.ID, r.Key)
+	log := s.log.With("requestId", rec.RequestID, "eventId", rec.EventID, "certificateId", rec.CertificateID, "holderId", rec.HolderID, "sendId", rec.ID)
+	if ok, err := s.advance(ctx, ev, rec, latest, log); err != nil || !ok {
+		return err
+	}
 	reasons := Evaluate(set.Rules, facts)
 	if len(reasons) > 0 {
 		// Held anyway: read the policy status so the hold lists every reason.
@@ -158,7 +163,7 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 		return s.hold(ctx, rec, r, reasons)
 	}
 	spec := sendSpec{rec: rec, req: s.requestFor(set, rec, r), reclaimUnknown: set.ResendUnknown, automatic: true,
-		holdOnPending: set.Rules.HoldPendingApproval}
+		holdOnPending: set.Rules.HoldPendingApproval, latest: latest}
 	if set.Rules.HoldCancelledPolicy {
 		spec.policyGuard = policy
 	}

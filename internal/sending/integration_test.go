@@ -501,13 +501,18 @@ func TestCancelledPolicyHoldsLaterCertificates(t *testing.T) {
 	if err := h.svc.Handle(ctx, sendJob(holderEvent(c, seedHolders[holderEmail]))); err != nil {
 		t.Fatal(err)
 	}
+	// r3 replaces r2 for this holder: r2's hold is retired, r3 is held.
 	holds, _ = h.svc.ListHolds(ctx, HoldQuery{})
-	byRev := map[string]Hold{}
-	for _, hd := range holds {
-		byRev[hd.Revision] = hd
-	}
-	if len(holds) != 2 || !slices.Equal(byRev["r3"].Reasons, []string{ReasonSpecialWording, ReasonPolicyCancelled}) {
+	if len(holds) != 1 || holds[0].Revision != "r3" || !slices.Equal(holds[0].Reasons, []string{ReasonSpecialWording, ReasonPolicyCancelled}) {
 		t.Fatalf("holds = %+v", holds)
+	}
+	retired, _ := h.svc.ListHolds(ctx, HoldQuery{Status: HoldRejected})
+	if len(retired) != 1 || retired[0].Revision != "r2" || retired[0].DecidedBy != SystemActor || !strings.Contains(retired[0].Reason, "revision r3") {
+		t.Fatalf("retired holds = %+v", retired)
+	}
+	// Approving the cancelled-policy hold is an explicit decision: it sends.
+	if out, err := h.svc.Approve(ctx, holds[0].ID, "jane"); err != nil || out.Status != StatusSent {
+		t.Fatalf("approve = %+v, %v", out, err)
 	}
 	// Reinstated by a newer event: sent again.
 	if err := h.svc.Handle(ctx, sendJob(policyEvent("CBC-100-200", "ISSUED", t0.Add(time.Minute)))); err != nil {
@@ -516,12 +521,8 @@ func TestCancelledPolicyHoldsLaterCertificates(t *testing.T) {
 	if err := h.svc.Handle(ctx, sendJob(certOn("r4"))); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.sends()) != 2 {
+	if len(h.sends()) != 3 {
 		t.Fatalf("sends after reinstatement = %d", len(h.sends()))
-	}
-	// Approving the cancelled-policy hold is an explicit decision: it sends.
-	if out, err := h.svc.Approve(ctx, byRev["r2"].ID, "jane"); err != nil || out.Status != StatusSent {
-		t.Fatalf("approve = %+v, %v", out, err)
 	}
 }
 
@@ -672,7 +673,9 @@ func TestApproveAllAndTimelineFailure(t *testing.T) {
 		t.Fatalf("holds = %+v", holds)
 	}
 	// Another agency (defaults) is not held.
-	other := holderEvent(ready("r-other"), seedHolders[holderEmail])
+	otherCert := ready("r-other")
+	otherCert.ID = certReady2
+	other := holderEvent(otherCert, seedHolders[holderEmail])
 	if err := h.svc.Handle(ctx, sendJob(other)); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type sendSpec struct {
 	// resend: an explicit resend (its own record). Like any send it only
 	// re-claims a retryable FAILED record, but it may be a hold's.
 	resend bool
+	// latest, when set, refuses the claim unless rec.Revision is the newest
+	// revision recorded for the certificate and holder.
+	latest *store.RevisionKey
 }
 
 // sendResult is what one send did.
@@ -46,6 +49,8 @@ type sendResult struct {
 	// PendingApproval: NowCerts refused the send as pending approval (and
 	// holdOnPending was set): the caller holds it.
 	PendingApproval bool
+	// Newer is the revision that superseded this one (Status SUPERSEDED).
+	Newer store.RevisionMark
 	// Retry is set when the job should be retried (NowCerts unavailable, store
 	// errors; the claim has been released), and when the outcome could not be
 	// recorded (the claim stays SENDING: the redelivery after its lease marks
@@ -81,7 +86,7 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 	for try := 0; ; try++ {
 		owner := newToken()
 		var err error
-		rec, err = s.st.ClaimSend(ctx, store.Claim{Send: spec.rec, Owner: owner, Lease: lease, ReclaimUnknown: reclaim, ReclaimFailed: spec.staff, ReclaimHeld: spec.staff, Staff: spec.staff || spec.resend, PolicyNumber: spec.policyGuard})
+		rec, err = s.st.ClaimSend(ctx, store.Claim{Send: spec.rec, Owner: owner, Lease: lease, ReclaimUnknown: reclaim, ReclaimFailed: spec.staff, ReclaimHeld: spec.staff, Staff: spec.staff || spec.resend, PolicyNumber: spec.policyGuard, Latest: spec.latest})
 		if err == nil {
 			break
 		}
@@ -91,6 +96,13 @@ func (s *Service) send(ctx context.Context, spec sendSpec) sendResult {
 		}
 		if ce.PolicyCancelled {
 			return sendResult{ID: spec.rec.ID, PolicyCancelled: true}
+		}
+		if ce.Superseded {
+			s.metrics.Count(obs.MetricSendSuperseded, 1, nil)
+			log.Info("not sent: superseded by a newer revision of the certificate", "revision", spec.rec.Revision,
+				"newerRevision", ce.Newer.Revision, "newerSendId", ce.Newer.SendID)
+			return sendResult{ID: spec.rec.ID, Status: OutcomeSuperseded, Newer: ce.Newer,
+				Message: "superseded by revision " + ce.Newer.Revision + " (send " + ce.Newer.SendID + ")"}
 		}
 		if !ce.Found {
 			// The record vanished between the failed write and the read: try again.

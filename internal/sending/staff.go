@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -111,6 +112,14 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 	}
 	reqID := requestIDFrom(ctx)
 	log := s.log.With("requestId", reqID, "holdId", holdID, "certificateId", h.CertificateID, "holderId", h.HolderID, "approver", approver)
+	// A hold of a revision that was replaced would send the newer content:
+	// it is retired instead (before NowCerts Approve touches anything).
+	latest := revisionKeyOf(h.CertificateID, r.Key)
+	if newer, ok, err := s.newerRevision(ctx, latest, h.Revision); err != nil {
+		return Outcome{}, err
+	} else if ok {
+		return Outcome{}, s.outOfDate(ctx, h, newer, log)
+	}
 	// The approval lease covers NowCerts Approve and SendCertificate.
 	h, err = s.st.BeginApproval(ctx, holdID, approver, 2*s.lease)
 	if err != nil {
@@ -165,8 +174,15 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 		RequestID: reqID, EventID: h.EventID, ReceivedAt: h.ReceivedAt,
 		ApprovedBy: approver, ApprovedAt: now, HoldID: h.ID,
 	}
-	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r), reclaimUnknown: set.ResendUnknown, staff: true})
+	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r), reclaimUnknown: set.ResendUnknown, staff: true, latest: latest})
 	out := Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}
+	if res.Status == OutcomeSuperseded {
+		// A newer revision arrived during the approval.
+		if _, err := s.st.EndApproval(ctx, holdID, approver, false, nil, res.Message); err != nil {
+			log.Error("hold not returned to pending", errAttr(err))
+		}
+		return Outcome{}, s.outOfDate(ctx, h, res.Newer, log)
+	}
 	if res.Status == StatusFailed {
 		if _, err := s.st.EndApproval(ctx, holdID, approver, false, out.SendIDs, "send failed: "+res.Message); err != nil {
 			log.Error("hold not returned to pending", errAttr(err))
@@ -185,6 +201,18 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 		Detail: "approved by " + approver, At: now, SendID: res.ID,
 	}, reqID)
 	return out, nil
+}
+
+// outOfDate retires hold h, whose revision newer replaced, and returns the
+// ErrConflict that tells staff why nothing was sent.
+func (s *Service) outOfDate(ctx context.Context, h store.Hold, newer store.RevisionMark, log *slog.Logger) error {
+	reason := fmt.Sprintf("superseded: revision %s of the certificate arrived (send %s)", newer.Revision, newer.SendID)
+	if err := s.reject(ctx, h.ID, SystemActor, reason); err != nil && !errors.Is(err, ErrConflict) {
+		log.Warn("out-of-date hold not retired", errAttr(err))
+	}
+	s.metrics.Count(obs.MetricSendSuperseded, 1, nil)
+	return fmt.Errorf("%w: hold %s is for revision %s of certificate %s, but revision %s has arrived since (send %s), and NowCerts "+
+		"would send that: the hold is rejected as out of date; see the newer send or its hold", ErrConflict, h.ID, h.Revision, h.CertificateID, newer.Revision, newer.SendID)
 }
 
 func (s *Service) reject(ctx context.Context, holdID, by, reason string) error {
@@ -246,6 +274,15 @@ func (s *Service) resend(ctx context.Context, q ResendRequest) (Outcome, error) 
 	if !r.hasRecipient() {
 		return Outcome{}, fmt.Errorf("%w: send %s has no email or fax", ErrInvalid, sendID)
 	}
+	// NowCerts sends the certificate as it is now: resending an older
+	// revision would send the newer content under this record.
+	latest := revisionKeyOf(orig.CertificateID, r.Key)
+	if newer, ok, err := s.newerRevision(ctx, latest, orig.Revision); err != nil {
+		return Outcome{}, err
+	} else if ok {
+		return Outcome{}, fmt.Errorf("%w: send %s is of revision %s of the certificate, but revision %s has arrived since (send %s): "+
+			"resend that one if it went out, or decide its hold", ErrConflict, sendID, orig.Revision, newer.Revision, newer.SendID)
+	}
 	set, err := s.settingsFor(ctx, orig.AgencyID)
 	if err != nil {
 		return Outcome{}, err
@@ -297,7 +334,10 @@ func (s *Service) resend(ctx context.Context, q ResendRequest) (Outcome, error) 
 	// A repeat goes through the same claim: it finds the first request's
 	// record (and returns its outcome) or, if that attempt failed and may be
 	// retried, or never got as far as its record, carries it out.
-	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r), resend: true})
+	res := s.send(ctx, sendSpec{rec: rec, req: s.requestFor(set, rec, r), resend: true, latest: latest})
+	if res.Status == OutcomeSuperseded {
+		return Outcome{}, fmt.Errorf("%w: resend of %s not made: revision %s of the certificate arrived meanwhile (send %s)", ErrConflict, sendID, res.Newer.Revision, res.Newer.SendID)
+	}
 	if res.Status == OutcomeDuplicate {
 		if res.Existing == store.SendSending {
 			return Outcome{}, fmt.Errorf("%w: resend %s of send %s is being sent right now (an earlier request)", ErrConflict, res.ID, sendID)

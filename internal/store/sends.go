@@ -159,6 +159,10 @@ type Claim struct {
 	// PolicyNumber, when set, makes the claim conditional on POLICY#<number>
 	// not being CANCELLED, in the same transaction (no read).
 	PolicyNumber string
+	// Latest, when set, makes the claim conditional on Send.Revision being
+	// the newest revision recorded for it (AdvanceRevision; none recorded
+	// also passes), in the same transaction.
+	Latest *RevisionKey
 }
 
 // ClaimConflictError says why a claim was refused: the record exists in a state
@@ -168,11 +172,18 @@ type ClaimConflictError struct {
 	Existing        Send
 	Found           bool // Existing is valid
 	PolicyCancelled bool
+	// Superseded: a newer revision of the certificate is recorded for the
+	// holder (Newer); the record itself was not looked at.
+	Superseded bool
+	Newer      RevisionMark
 }
 
 func (e *ClaimConflictError) Error() string {
 	if e.PolicyCancelled {
 		return "claim send " + e.ID + ": policy reported cancelled"
+	}
+	if e.Superseded {
+		return "claim send " + e.ID + ": superseded by revision " + e.Newer.Revision + " (send " + e.Newer.SendID + ")"
 	}
 	if e.Found {
 		return "claim send " + e.ID + ": already " + e.Existing.Status
@@ -324,7 +335,7 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 	var err error
-	if c.PolicyNumber == "" {
+	if c.PolicyNumber == "" && c.Latest == nil {
 		var out *dynamodb.UpdateItemOutput
 		out, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: upd.TableName, Key: upd.Key, UpdateExpression: upd.UpdateExpression,
@@ -346,25 +357,38 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 			return Send{}, fmt.Errorf("claim send %s: %w", rec.ID, err)
 		}
 	} else {
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{ConditionCheck: &types.ConditionCheck{
+		// The guards are condition checks in one transaction with the claim
+		// (no reads); the cancellation reasons say which one failed.
+		var items []types.TransactWriteItem
+		policyAt, latestAt := -1, -1
+		if c.PolicyNumber != "" {
+			policyAt = len(items)
+			items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 				TableName:                 aws.String(s.table),
 				Key:                       policyKey(c.PolicyNumber),
 				ConditionExpression:       aws.String("attribute_not_exists(PK) OR #pst <> :cancelled"),
 				ExpressionAttributeNames:  map[string]string{"#pst": "status"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{":cancelled": &types.AttributeValueMemberS{Value: PolicyCancelled}},
-			}},
-			{Update: upd},
-		}})
+			}})
+		}
+		if c.Latest != nil {
+			latestAt = len(items)
+			items = append(items, types.TransactWriteItem{ConditionCheck: latestCheck(s.table, *c.Latest, rec.Revision)})
+		}
+		updAt := len(items)
+		items = append(items, types.TransactWriteItem{Update: upd})
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err != nil {
 			var tce *types.TransactionCanceledException
-			if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 {
-				r0, r1 := tce.CancellationReasons[0], tce.CancellationReasons[1]
-				if isCCF(r0.Code) {
+			if errors.As(err, &tce) && len(tce.CancellationReasons) == len(items) {
+				r := tce.CancellationReasons
+				switch {
+				case policyAt >= 0 && isCCF(r[policyAt].Code):
 					return Send{}, &ClaimConflictError{ID: rec.ID, PolicyCancelled: true}
-				}
-				if isCCF(r1.Code) {
-					return ownClaim(s.claimConflict(ctx, rec.ID, r1.Item), c.Owner)
+				case latestAt >= 0 && isCCF(r[latestAt].Code):
+					return Send{}, &ClaimConflictError{ID: rec.ID, Superseded: true, Newer: markFrom(*c.Latest, r[latestAt].Item)}
+				case isCCF(r[updAt].Code):
+					return ownClaim(s.claimConflict(ctx, rec.ID, r[updAt].Item), c.Owner)
 				}
 			}
 			return Send{}, fmt.Errorf("claim send %s: %w", rec.ID, err)

@@ -1,0 +1,182 @@
+package sending
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coiflow/coiflow/internal/event"
+	"github.com/coiflow/coiflow/internal/sandbox/nowcertssandbox"
+	"github.com/coiflow/coiflow/internal/store"
+)
+
+// revisionEvent is a holder event for revision rev of certReady to the
+// email holder, at a given event time.
+func revisionEvent(rev string, at time.Time, ai bool) event.Event {
+	c := ready(rev)
+	c.AdditionalInsured = ai
+	ev := holderEvent(c, seedHolders[holderEmail])
+	ev.OccurredAt = at
+	return ev
+}
+
+// TestNewerRevisionRetiresTheOlderHold: revision 1 is held; revision 2 of
+// the same certificate for the same holder needs no approval and is sent.
+// NowCerts sends the current content, so approving revision 1 now would send
+// revision 2 again under revision 1's record: the hold is retired when
+// revision 2 arrives, and an approval of it is refused.
+func TestNewerRevisionRetiresTheOlderHold(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
+		t.Fatal(err)
+	}
+	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(holds) != 1 || holds[0].Revision != "rev-1" {
+		t.Fatalf("holds = %+v", holds)
+	}
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), false))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends, want revision 2's", n)
+	}
+	if pending, _ := h.svc.ListHolds(ctx, HoldQuery{}); len(pending) != 0 {
+		t.Fatalf("pending holds = %+v, want none", pending)
+	}
+	retired, _ := h.svc.ListHolds(ctx, HoldQuery{Status: HoldRejected})
+	if len(retired) != 1 || retired[0].DecidedBy != SystemActor || !strings.Contains(retired[0].Reason, "rev-2") {
+		t.Fatalf("retired = %+v", retired)
+	}
+	if _, err := h.svc.Approve(ctx, holds[0].ID, "jane"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("approval of the retired hold: %v, want ErrConflict", err)
+	}
+	if n := len(h.sends()); n != 1 || len(h.sb.Approvals()) != 0 {
+		t.Fatalf("%d sends, %d NowCerts approvals after approving a retired hold", n, len(h.sb.Approvals()))
+	}
+}
+
+// TestOutOfDateHoldIsNotApproved: a hold left pending (it was being approved
+// when the newer revision arrived) is refused at approval and retired then,
+// before NowCerts Approve is called.
+func TestOutOfDateHoldIsNotApproved(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
+		t.Fatal(err)
+	}
+	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if _, err := h.st.BeginApproval(ctx, holds[0].ID, "bob", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), true))); err != nil {
+		t.Fatal(err)
+	}
+	// bob's approval died; its lease runs out.
+	h.clk.Add(3 * time.Minute)
+	_, err := h.svc.Approve(ctx, holds[0].ID, "jane")
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "rev-2") {
+		t.Fatalf("approval of the out-of-date hold: %v", err)
+	}
+	if n := len(h.sends()); n != 0 || len(h.sb.Approvals()) != 0 {
+		t.Fatalf("%d sends, %d NowCerts approvals", n, len(h.sb.Approvals()))
+	}
+	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(pending) != 1 || pending[0].Revision != "rev-2" {
+		t.Fatalf("pending holds = %+v, want revision 2's only", pending)
+	}
+	if out, err := h.svc.Approve(ctx, pending[0].ID, "jane"); err != nil || out.Status != StatusSent {
+		t.Fatalf("approval of revision 2: %+v %v", out, err)
+	}
+}
+
+// TestRetryOfAnOlderRevisionDoesNotReleaseAHeldOne: revision 1's send failed
+// (NowCerts unavailable) and will be redelivered; revision 2 adds an
+// additional insured and is held. The redelivery of revision 1 would send the
+// held content: it is dropped.
+func TestRetryOfAnOlderRevisionDoesNotReleaseAHeldOne(t *testing.T) {
+	h := newHarness(t, harnessOptions{attempts: 1})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "SendCertificate", Status: 503, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	first := sendJob(revisionEvent("rev-1", t0, false))
+	if err := h.svc.Handle(ctx, first); err == nil {
+		t.Fatal("the failed send did not ask for a retry")
+	}
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), true))); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Handle(ctx, first); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if n := len(h.sends()); n != 0 {
+		t.Fatalf("%d sends: the held revision went out through the older one's retry", n)
+	}
+	if !strings.Contains(h.metrics.String(), `"SendSuperseded":1`) {
+		t.Fatalf("superseded send not counted: %s", h.metrics.String())
+	}
+	rec, _ := h.st.GetSend(ctx, SendID(certReady, strings.ToLower(holderEmail), "rev-1"))
+	if rec.Status != store.SendFailed {
+		t.Fatalf("revision 1's record = %+v", rec)
+	}
+}
+
+// TestLateOlderRevisionIsDropped: events arrive out of order; revision 1's
+// event (older) after revision 2's is neither held nor sent.
+func TestLateOlderRevisionIsDropped(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), false))); err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range []bool{false, true} {
+		if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, ai))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends, want revision 2's only", n)
+	}
+	if holds, _ := h.svc.ListHolds(ctx, HoldQuery{}); len(holds) != 0 {
+		t.Fatalf("holds = %+v", holds)
+	}
+	if _, err := h.st.GetSend(ctx, SendID(certReady, strings.ToLower(holderEmail), "rev-1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revision 1 left a record: %v", err)
+	}
+}
+
+// TestResendOfAnOlderRevisionIsRefused: once revision 2 was handled, a resend
+// of revision 1's send is refused (it would send revision 2's content); the
+// resend of revision 2's send goes out.
+func TestResendOfAnOlderRevisionIsRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	for i, rev := range []string{"rev-1", "rev-2"} {
+		if err := h.svc.Handle(ctx, sendJob(revisionEvent(rev, t0.Add(time.Duration(i)*time.Minute), false))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := SendID(certReady, strings.ToLower(holderEmail), "rev-1")
+	_, err := h.svc.Resend(ctx, ResendRequest{SendID: old, By: "bob", Reason: "holder asked"})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "rev-2") {
+		t.Fatalf("resend of revision 1: %v", err)
+	}
+	if rec, _ := h.st.GetSend(ctx, old); rec.SupersededBy != "" {
+		t.Fatalf("the refused resend marked the send resent: %+v", rec)
+	}
+	cur := SendID(certReady, strings.ToLower(holderEmail), "rev-2")
+	if out, err := h.svc.Resend(ctx, ResendRequest{SendID: cur, By: "bob", Reason: "holder asked"}); err != nil || out.Status != StatusSent {
+		t.Fatalf("resend of revision 2: %+v %v", out, err)
+	}
+	if n := len(h.sends()); n != 3 {
+		t.Fatalf("%d sends, want 3 (two revisions, one resend)", n)
+	}
+}

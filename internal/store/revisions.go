@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// RevisionKey names a certificate as sent to one holder. Both parts are
+// normalised by the caller (the same certificate or holder always gives the
+// same string).
+type RevisionKey struct {
+	Certificate string
+	Holder      string
+}
+
+// RevisionMark is the newest revision of a certificate seen for a holder:
+// LATEST#<certificate>#<holder> / REV. NowCerts' SendCertificate always sends
+// a certificate's current content, so only the newest revision may go out:
+// an older one's send, hold approval or resend would deliver the newer
+// content under the older record (and could release content that is itself
+// held for approval).
+type RevisionMark struct {
+	RevisionKey
+	Revision string
+	// EventAt orders revisions: the time of the event that carried it.
+	EventAt time.Time
+	// SendID is the send record made for this revision.
+	SendID string
+}
+
+func revisionKey(k RevisionKey) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"PK": &types.AttributeValueMemberS{Value: "LATEST#" + k.Certificate + "#" + k.Holder},
+		"SK": &types.AttributeValueMemberS{Value: "REV"},
+	}
+}
+
+// revisionNewer is the condition under which the mark with :rev at :at
+// replaces the stored one: none stored, an earlier event, or (same instant)
+// a revision that sorts after it.
+const revisionNewer = "attribute_not_exists(PK) OR #at < :at OR (#at = :at AND #rev < :rev)"
+
+// AdvanceRevision records m as the newest revision of its certificate for its
+// holder, unless the stored mark is newer. current says whether m's revision
+// is the newest now (it was recorded, or it is the stored one: a redelivery);
+// prev is the mark as it was before (zero when there was none).
+func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev RevisionMark, current bool, err error) {
+	if m.Certificate == "" || m.Holder == "" || m.Revision == "" {
+		return RevisionMark{}, false, errors.New("advance revision: certificate, holder and revision are required")
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.table),
+		Key:                 revisionKey(m.RevisionKey),
+		UpdateExpression:    aws.String("SET #rev = :rev, #at = :at, #send = :send, #upd = :upd"),
+		ConditionExpression: aws.String(revisionNewer),
+		ExpressionAttributeNames: map[string]string{
+			"#rev": "revision", "#at": "eventAt", "#send": "sendId", "#upd": "updatedAt",
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":rev":  &types.AttributeValueMemberS{Value: m.Revision},
+			":at":   &types.AttributeValueMemberN{Value: strconv.FormatInt(m.EventAt.UnixMilli(), 10)},
+			":send": &types.AttributeValueMemberS{Value: m.SendID},
+			":upd":  &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)},
+		},
+		ReturnValues:                        types.ReturnValueAllOld,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			stored := markFrom(m.RevisionKey, ccf.Item)
+			if len(ccf.Item) == 0 {
+				if stored, err = s.GetRevision(ctx, m.RevisionKey); err != nil {
+					return RevisionMark{}, false, fmt.Errorf("advance revision: %w", err)
+				}
+			}
+			return stored, stored.Revision == m.Revision, nil
+		}
+		return RevisionMark{}, false, fmt.Errorf("advance revision of %s for %s: %w", m.Certificate, m.Holder, err)
+	}
+	return markFrom(m.RevisionKey, out.Attributes), true, nil
+}
+
+// GetRevision reads the newest revision recorded for k (strongly consistent);
+// ErrNotFound when none is.
+func (s *Store) GetRevision(ctx context.Context, k RevisionKey) (RevisionMark, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: revisionKey(k), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return RevisionMark{}, fmt.Errorf("get revision of %s for %s: %w", k.Certificate, k.Holder, err)
+	}
+	if len(out.Item) == 0 {
+		return RevisionMark{}, fmt.Errorf("revision of %s for %s: %w", k.Certificate, k.Holder, ErrNotFound)
+	}
+	return markFrom(k, out.Item), nil
+}
+
+func markFrom(k RevisionKey, item map[string]types.AttributeValue) RevisionMark {
+	if len(item) == 0 {
+		return RevisionMark{}
+	}
+	m := RevisionMark{RevisionKey: k, Revision: attrS(item, "revision"), SendID: attrS(item, "sendId")}
+	if n, ok := item["eventAt"].(*types.AttributeValueMemberN); ok {
+		if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			m.EventAt = time.UnixMilli(ms).UTC()
+		}
+	}
+	return m
+}
+
+// latestCheck is the claim's condition that rev is the newest revision of k
+// (or that none is recorded: records made before revision marks existed).
+func latestCheck(table string, k RevisionKey, rev string) *types.ConditionCheck {
+	return &types.ConditionCheck{
+		TableName:                           aws.String(table),
+		Key:                                 revisionKey(k),
+		ConditionExpression:                 aws.String("attribute_not_exists(PK) OR #rev = :rev"),
+		ExpressionAttributeNames:            map[string]string{"#rev": "revision"},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":rev": &types.AttributeValueMemberS{Value: rev}},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+}

@@ -1,0 +1,99 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coiflow/coiflow/internal/store"
+)
+
+// TestAdvanceRevision: the newest event's revision wins whatever the order of
+// arrival; a redelivery of the current revision is current; an older one is
+// not, and reports the newer mark.
+func TestAdvanceRevision(t *testing.T) {
+	st, _ := newSendsStore(t)
+	ctx := context.Background()
+	k := store.RevisionKey{Certificate: "cert-1", Holder: "holder-1"}
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	mark := func(rev string, at time.Time) store.RevisionMark {
+		return store.RevisionMark{RevisionKey: k, Revision: rev, EventAt: at, SendID: "snd_" + rev}
+	}
+	if _, err := st.GetRevision(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("before any: %v", err)
+	}
+	prev, cur, err := st.AdvanceRevision(ctx, mark("r1", t0))
+	if err != nil || !cur || prev.Revision != "" {
+		t.Fatalf("first: %+v %v %v", prev, cur, err)
+	}
+	// A redelivery of r1 (same or earlier event time) is current, unchanged.
+	for _, at := range []time.Time{t0, t0.Add(-time.Minute)} {
+		if prev, cur, err := st.AdvanceRevision(ctx, mark("r1", at)); err != nil || !cur || prev.Revision != "r1" {
+			t.Fatalf("redelivery at %s: %+v %v %v", at, prev, cur, err)
+		}
+	}
+	// r2 is newer: recorded; prev is r1 (what it supersedes).
+	prev, cur, err = st.AdvanceRevision(ctx, mark("r2", t0.Add(time.Hour)))
+	if err != nil || !cur || prev.Revision != "r1" || prev.SendID != "snd_r1" || !prev.EventAt.Equal(t0) {
+		t.Fatalf("newer: %+v %v %v", prev, cur, err)
+	}
+	// r1 again, late: stale, and the newer mark is reported.
+	prev, cur, err = st.AdvanceRevision(ctx, mark("r1", t0.Add(time.Minute)))
+	if err != nil || cur || prev.Revision != "r2" || prev.SendID != "snd_r2" {
+		t.Fatalf("late older: %+v %v %v", prev, cur, err)
+	}
+	// Same instant, different revision: the one that sorts last wins, either order.
+	if _, cur, _ := st.AdvanceRevision(ctx, mark("r0", t0.Add(time.Hour))); cur {
+		t.Fatal("r0 at r2's instant replaced r2")
+	}
+	if _, cur, _ := st.AdvanceRevision(ctx, mark("r3", t0.Add(time.Hour))); !cur {
+		t.Fatal("r3 at r2's instant did not replace r2")
+	}
+	got, err := st.GetRevision(ctx, k)
+	if err != nil || got.Revision != "r3" || got.SendID != "snd_r3" {
+		t.Fatalf("stored: %+v %v", got, err)
+	}
+	if _, _, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k}); err == nil {
+		t.Fatal("a mark without revision was accepted")
+	}
+}
+
+// TestClaimGuardedByLatestRevision: a claim for an older revision is refused
+// and names the newer one; the current revision's claim (also with the policy
+// guard) goes through; a key with no mark does not block.
+func TestClaimGuardedByLatestRevision(t *testing.T) {
+	st, _ := newSendsStore(t)
+	ctx := context.Background()
+	k := store.RevisionKey{Certificate: "cert-2", Holder: "holder-2"}
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	if _, _, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k, Revision: "r2", EventAt: t0, SendID: "snd_new"}); err != nil {
+		t.Fatal(err)
+	}
+	old := sampleSend("snd_old")
+	old.Revision = "r1"
+	for _, policy := range []string{"", "CB-7"} {
+		var ce *store.ClaimConflictError
+		_, err := st.ClaimSend(ctx, store.Claim{Send: old, Owner: "o", Lease: time.Minute, Latest: &k, PolicyNumber: policy})
+		if !errors.As(err, &ce) || !ce.Superseded || ce.Newer.Revision != "r2" || ce.Newer.SendID != "snd_new" || !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("older revision (policy %q): %v", policy, err)
+		}
+	}
+	if _, err := st.GetSend(ctx, "snd_old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused claim wrote the record: %v", err)
+	}
+	cur := sampleSend("snd_new")
+	cur.Revision = "r2"
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: cur, Owner: "o", Lease: time.Minute, Latest: &k, PolicyNumber: "CB-7"}); err != nil {
+		t.Fatalf("current revision: %v", err)
+	}
+	other := sampleSend("snd_unmarked")
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: other, Owner: "o", Lease: time.Minute, Latest: &store.RevisionKey{Certificate: "cert-3", Holder: "h"}}); err != nil {
+		t.Fatalf("no mark recorded: %v", err)
+	}
+	// The record guard still applies behind the revision guard.
+	var ce *store.ClaimConflictError
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: cur, Owner: "o2", Lease: time.Minute, Latest: &k}); !errors.As(err, &ce) || ce.Superseded || ce.Existing.Status != store.SendSending {
+		t.Fatalf("second claim of the current revision: %v", err)
+	}
+}
