@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/coiflow/coiflow/internal/event"
 	"github.com/coiflow/coiflow/internal/jobs"
@@ -160,7 +161,7 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 			}
 			reasons = Evaluate(set.Rules, facts)
 		}
-		return s.hold(ctx, rec, r, reasons)
+		return s.hold(ctx, rec, r, reasons, eventTime(ev))
 	}
 	spec := sendSpec{rec: rec, req: s.requestFor(set, rec, r), reclaimUnknown: set.ResendUnknown, automatic: true,
 		holdOnPending: set.Rules.HoldPendingApproval, latest: latest}
@@ -171,12 +172,12 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 	switch {
 	case res.PolicyCancelled:
 		facts.PolicyCancelled = true
-		return s.hold(ctx, rec, r, Evaluate(set.Rules, facts))
+		return s.hold(ctx, rec, r, Evaluate(set.Rules, facts), eventTime(ev))
 	case res.PendingApproval:
 		facts.Certificate.PendingApproval = true
 		// res.Retry: the refusal was not recorded; the hold then finds the
 		// record SENDING and the job must come back (see send).
-		return errors.Join(s.hold(ctx, rec, r, Evaluate(set.Rules, facts)), res.Retry)
+		return errors.Join(s.hold(ctx, rec, r, Evaluate(set.Rules, facts), eventTime(ev)), res.Retry)
 	}
 	return res.Retry
 }
@@ -248,8 +249,10 @@ func orDefault(v, def string) string {
 }
 
 // hold records a hold for rec with reasons, unless one exists for the same send
-// key or the send already happened (a redelivery): then it is a duplicate.
-func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons []string) error {
+// key or the send already happened (a redelivery): then it is a duplicate. A
+// pending hold takes the recipients of a later event (the holder's address
+// corrected in NowCerts keeps the send key): approval sends to them.
+func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons []string, at time.Time) error {
 	log := s.log.With("requestId", rec.RequestID, "eventId", rec.EventID, "certificateId", rec.CertificateID, "holderId", rec.HolderID)
 	h := store.Hold{
 		ID: HoldID(rec.CertificateID, r.sendKey(), rec.Revision), SendID: rec.ID,
@@ -257,6 +260,7 @@ func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons
 		HolderEmail: rec.HolderEmail, Fax: rec.Fax, HistoricalIDs: r.HistoricalIDs,
 		AgencyID: rec.AgencyID, InsuredID: rec.InsuredID, InsuredName: rec.InsuredName, PolicyNumber: rec.PolicyNumber,
 		Source: rec.Source, Reasons: reasons, EventID: rec.EventID, RequestID: rec.RequestID, ReceivedAt: rec.ReceivedAt,
+		RecipientsAt: at.UnixMilli(),
 	}
 	// One transaction: the hold, and the send record marked HELD (only the
 	// approval may claim it); refused if the send already happened.
@@ -268,6 +272,24 @@ func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons
 		log.Info("duplicate suppressed: not held", "sendId", rec.ID, "existingStatus", ce.Existing.Status)
 		return nil
 	case errors.Is(err, store.ErrConflict):
+		cur, gerr := s.st.GetHold(ctx, h.ID)
+		if gerr != nil {
+			return gerr
+		}
+		updated := false
+		if cur.HolderName != h.HolderName || !strings.EqualFold(cur.HolderEmail, h.HolderEmail) || cur.Fax != h.Fax {
+			var uerr error
+			updated, uerr = s.st.UpdateHoldRecipients(ctx, h.ID, h.SendID, store.HoldRecipients{
+				Name: h.HolderName, Email: h.HolderEmail, Fax: h.Fax, Channel: rec.Channel, At: at})
+			if uerr != nil {
+				return uerr
+			}
+		}
+		if updated {
+			log.Info("held certificate's recipients updated from a later event", "holdId", h.ID,
+				"holderEmail", obs.MaskEmail(h.HolderEmail), "fax", h.Fax != "")
+			return nil
+		}
 		s.metrics.Count(obs.MetricDuplicateSuppressed, 1, nil)
 		log.Info("duplicate suppressed: already held", "holdId", h.ID)
 		return nil

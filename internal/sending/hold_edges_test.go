@@ -3,8 +3,10 @@ package sending
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coiflow/coiflow/internal/event"
 	"github.com/coiflow/coiflow/internal/nowcerts"
@@ -126,5 +128,51 @@ func TestRefusedApprovalAndResendAreErrors(t *testing.T) {
 	out, err = h.svc.Resend(ctx, ResendRequest{SendID: out.SendIDs[0], By: "bob", Reason: "holder lost it"})
 	if !errors.Is(err, nowcerts.ErrRejected) || out.Status != StatusFailed || len(out.SendIDs) != 1 {
 		t.Fatalf("refused resend = %+v, %v; want FAILED and NowCerts' refusal", out, err)
+	}
+}
+
+// TestHeldCertificateFollowsTheCorrectedAddress: a held certificate's holder
+// has a typo in its email; staff correct it in NowCerts, whose update event
+// keeps the certificate revision (same send key). The pending hold takes the
+// new address (an older event redelivered later does not bring the typo
+// back), and approval sends there.
+func TestHeldCertificateFollowsTheCorrectedAddress(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	cert := ready("r-typo")
+	cert.AdditionalInsured = true
+	typo := seedHolders[holderEmail]
+	typo.Email = "coi@nortwind-pm.example"
+	first := holderEvent(cert, typo)
+	first.OccurredAt = t0
+	if err := h.svc.Handle(ctx, sendJob(first)); err != nil {
+		t.Fatal(err)
+	}
+	fixed := seedHolders[holderEmail]
+	fixed.Email = "coi@northwind-pm.example"
+	update := holderEvent(cert, fixed)
+	update.ID, update.Type, update.Action, update.OccurredAt = "evt_holder_corrected", "CertificateHolder.Update", event.ActionUpdate, t0.Add(time.Minute)
+	for _, ev := range []event.Event{update, first} { // the older one redelivered after
+		if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(holds) != 1 || holds[0].HolderEmail != "coi@northwind-pm.example" {
+		t.Fatalf("holds = %+v", holds)
+	}
+	if rec, _ := h.svc.GetSend(ctx, SendID(certReady, strings.ToLower(holderEmail), "r-typo")); rec.HolderEmail != "coi@northwind-pm.example" {
+		t.Fatalf("held send record = %+v", rec)
+	}
+	if out, err := h.svc.Approve(ctx, holds[0].ID, "jane"); err != nil || out.Status != StatusSent {
+		t.Fatalf("approval = %+v %v", out, err)
+	}
+	sends := h.sends()
+	if len(sends) != 1 || !slices.Equal(sends[0].Emails, []string{"coi@northwind-pm.example"}) {
+		t.Fatalf("sends = %+v", sends)
+	}
+	if strings.Contains(h.logs.String(), "northwind-pm.example") {
+		t.Fatal("an address was logged in clear")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/coiflow/coiflow/internal/event"
 	"github.com/coiflow/coiflow/internal/obs"
@@ -19,6 +20,14 @@ import (
 // ordered by the event's time), every claim is conditional on its revision
 // being the newest, and the pending hold of a revision that was replaced is
 // retired (rejected by SystemActor, with the reason).
+
+// eventTime orders events: when the event happened, else when it arrived.
+func eventTime(ev event.Event) time.Time {
+	if ev.OccurredAt.IsZero() {
+		return ev.ReceivedAt
+	}
+	return ev.OccurredAt
+}
 
 // revisionKeyOf is the revision mark of a certificate for a holder key (nil
 // when there is no holder: nothing can be sent then anyway).
@@ -37,11 +46,7 @@ func (s *Service) advance(ctx context.Context, ev event.Event, rec store.Send, k
 	if key == nil {
 		return true, nil
 	}
-	at := ev.OccurredAt
-	if at.IsZero() {
-		at = ev.ReceivedAt
-	}
-	prev, current, err := s.st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: *key, Revision: rec.Revision, EventAt: at, SendID: rec.ID})
+	prev, current, err := s.st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: *key, Revision: rec.Revision, EventAt: eventTime(ev), SendID: rec.ID})
 	if err != nil {
 		return false, err
 	}

@@ -59,6 +59,62 @@ type Hold struct {
 	Reason         string    `dynamodbav:"reason,omitempty"` // why rejected
 	LastError      string    `dynamodbav:"lastError,omitempty"`
 	SendIDs        []string  `dynamodbav:"sendIds,omitempty"`
+	// RecipientsAt is the time (epoch ms) of the event the holder's name,
+	// email and fax come from: a later event may correct them while the hold
+	// is pending (UpdateHoldRecipients), an older one may not.
+	RecipientsAt int64 `dynamodbav:"recipientsAt,omitempty"`
+}
+
+// HoldRecipients are a held certificate's recipients as an event gave them.
+type HoldRecipients struct {
+	Name, Email, Fax string
+	Channel          string // of the send record: email | fax | email+fax
+	At               time.Time
+}
+
+// UpdateHoldRecipients replaces the recipients of pending hold id (and of its
+// send record, HELD or FAILED after a failed approval) with r, in one
+// transaction, when r comes from a later event than the current ones. It
+// reports whether it did: false when the hold is not pending (being approved,
+// decided) or r is not newer.
+func (s *Store) UpdateHoldRecipients(ctx context.Context, id, sendID string, r HoldRecipients) (bool, error) {
+	now := s.now().UTC()
+	at := r.At.UnixMilli()
+	hu := newSendUpdate()
+	hu.set("updatedAt", now)
+	hu.sets = append(hu.sets, hu.name("recipientsAt")+" = "+hu.val("at", at))
+	su := newSendUpdate()
+	su.set("updatedAt", now)
+	for _, f := range []struct{ attr, v string }{{"holderName", r.Name}, {"holderEmail", r.Email}, {"fax", r.Fax}} {
+		if f.v == "" {
+			hu.remove(f.attr)
+			su.remove(f.attr)
+			continue
+		}
+		hu.set(f.attr, f.v)
+		su.set(f.attr, f.v)
+	}
+	su.set("channel", r.Channel)
+	hcond := hu.name("status") + " = " + hu.val("pending", HoldPending) + " AND (attribute_not_exists(" + hu.name("recipientsAt") + ") OR " +
+		hu.name("recipientsAt") + " < " + hu.val("at", at) + ")"
+	scond := "(" + su.name("status") + " = " + su.val("held", SendHeld) + " OR " + su.name("status") + " = " + su.val("failed", SendFailed) + ") AND " +
+		su.name("holdId") + " = " + su.val("hold", id)
+	if hu.err != nil || su.err != nil {
+		return false, fmt.Errorf("update recipients of hold %s: %w", id, errors.Join(hu.err, su.err))
+	}
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{TableName: aws.String(s.table), Key: holdKey(id), UpdateExpression: aws.String(hu.expression()),
+			ConditionExpression: aws.String(hcond), ExpressionAttributeNames: hu.names, ExpressionAttributeValues: hu.values}},
+		{Update: &types.Update{TableName: aws.String(s.table), Key: sendKey(sendID), UpdateExpression: aws.String(su.expression()),
+			ConditionExpression: aws.String(scond), ExpressionAttributeNames: su.names, ExpressionAttributeValues: su.values}},
+	}})
+	if err != nil {
+		if isConditionFailed(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("update recipients of hold %s: %w", id, err)
+	}
+	return true, nil
 }
 
 func holdKey(id string) map[string]types.AttributeValue {
