@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,9 +73,11 @@ func drain(t *testing.T, c *sqs.Client, url string) []types.Message {
 	}
 }
 
-// checkOnce asserts msgs are exactly the bodies in want, each once, with the
-// attributes put gave them.
-func checkOnce(t *testing.T, msgs []types.Message, want []string) {
+// checkBodies asserts msgs carry exactly the bodies in want, each with the
+// attributes put gave it. A body may arrive more than once: SQS is
+// at-least-once and may hold a message twice. That a move sent each message
+// once is checked on the move's side of the client (recorder.sends).
+func checkBodies(t *testing.T, msgs []types.Message, want []string) {
 	t.Helper()
 	index := map[string]int{}
 	for i, b := range want {
@@ -105,10 +108,112 @@ func checkOnce(t *testing.T, msgs []types.Message, want []string) {
 		_ = i
 	}
 	for _, b := range want {
-		if seen[b] != 1 {
-			t.Errorf("message %q arrived %d times, want once", b, seen[b])
+		if seen[b] == 0 {
+			t.Errorf("message %q is missing", b)
 		}
 	}
+}
+
+// distinct is the set of bodies of msgs.
+func distinct(msgs []types.Message) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range msgs {
+		out[aws.ToString(m.Body)] = true
+	}
+	return out
+}
+
+// recorder wraps the API a move uses and records, by body, the ids of the DLQ
+// messages the move received and how many times SQS accepted the body from
+// it. It sees the move's own calls: the SDK's retries happen inside the
+// client, and SQS's at-least-once copies after it.
+type recorder struct {
+	redrive.API
+	mu   sync.Mutex
+	ids  map[string]map[string]bool // body -> ids of the messages received with it
+	sent map[string]int             // body -> sends SQS accepted
+}
+
+func newRecorder(api redrive.API) *recorder {
+	return &recorder{API: api, ids: map[string]map[string]bool{}, sent: map[string]int{}}
+}
+
+func (r *recorder) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	out, err := r.API.ReceiveMessage(ctx, in, opts...)
+	if err == nil {
+		r.mu.Lock()
+		for _, m := range out.Messages {
+			b := aws.ToString(m.Body)
+			if r.ids[b] == nil {
+				r.ids[b] = map[string]bool{}
+			}
+			r.ids[b][aws.ToString(m.MessageId)] = true
+		}
+		r.mu.Unlock()
+	}
+	return out, err
+}
+
+func (r *recorder) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	out, err := r.API.SendMessage(ctx, in, opts...)
+	if err == nil {
+		r.mu.Lock()
+		r.sent[aws.ToString(in.MessageBody)]++
+		r.mu.Unlock()
+	}
+	return out, err
+}
+
+func (r *recorder) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out, err := r.API.SendMessageBatch(ctx, in, opts...)
+	if err == nil {
+		ok := map[string]bool{}
+		for _, e := range out.Successful {
+			ok[aws.ToString(e.Id)] = true
+		}
+		r.mu.Lock()
+		for _, e := range in.Entries {
+			if ok[aws.ToString(e.Id)] {
+				r.sent[aws.ToString(e.MessageBody)]++
+			}
+		}
+		r.mu.Unlock()
+	}
+	return out, err
+}
+
+// copies is how many distinct DLQ messages carrying body the move received
+// (more than one only when SQS held the body twice).
+func (r *recorder) copies(body string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids[body])
+}
+
+// sends checks what the move sent: only bodies of allowed, each exactly once
+// per DLQ message that carried it, so a message received again is never sent
+// again while a body SQS held twice may be. It returns the distinct bodies
+// sent and the number of sends.
+func (r *recorder) sends(t *testing.T, allowed []string) (bodies map[string]bool, total int) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ok := map[string]bool{}
+	for _, b := range allowed {
+		ok[b] = true
+	}
+	bodies = map[string]bool{}
+	for b, n := range r.sent {
+		if !ok[b] {
+			t.Errorf("the move sent %q (%d times), which it should not have", b, n)
+		}
+		if copies := len(r.ids[b]); n != copies {
+			t.Errorf("the move sent %q %d times; it received %d DLQ messages with that body", b, n, copies)
+		}
+		bodies[b] = true
+		total += n
+	}
+	return bodies, total
 }
 
 func depth(t *testing.T, c *sqs.Client, url string) int {
@@ -160,21 +265,24 @@ func TestMoveOnMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api := newRecorder(env.SQS())
 	var updates []redrive.Stats
-	st, err := redrive.Move(ctx, env.SQS(), r, redrive.Options{Progress: func(s redrive.Stats) { updates = append(updates, s) }})
+	st, err := redrive.Move(ctx, api, r, redrive.Options{Progress: func(s redrive.Stats) { updates = append(updates, s) }})
 	if err != nil {
 		t.Fatalf("Move: %v", err)
 	}
-	if st.Moved != 25 || st.Failed != 0 || st.Undeleted != 0 || st.Left != 0 {
-		t.Fatalf("Move = %+v, want 25 moved, none failed, none left", st)
+	// 25 unless SQS held a message twice: Moved counts the move's sends.
+	moved, sends := api.sends(t, bodies)
+	if len(moved) != 25 || st.Moved != sends || st.Failed != 0 || st.Undeleted != 0 || st.Left != 0 {
+		t.Fatalf("Move = %+v (%d of 25 bodies sent, %d sends), want all 25 moved, none failed, none left", st, len(moved), sends)
 	}
-	if len(updates) < 3 || updates[len(updates)-1].Moved != 25 {
-		t.Fatalf("progress updates %+v, want one per batch ending at 25", updates)
+	if len(updates) < 3 || updates[len(updates)-1].Moved != st.Moved {
+		t.Fatalf("progress updates %+v, want one per batch ending at %d", updates, st.Moved)
 	}
-	if got := st.String(); got != "moved 25, failed 0, left 0" {
-		t.Fatalf("summary %q", got)
+	if got, want := st.String(), fmt.Sprintf("moved %d, failed 0, left 0", st.Moved); got != want {
+		t.Fatalf("summary %q, want %q", got, want)
 	}
-	checkOnce(t, drain(t, env.SQS(), src), bodies)
+	checkBodies(t, drain(t, env.SQS(), src), bodies)
 	if n := depth(t, env.SQS(), dlq); n != 0 {
 		t.Fatalf("DLQ depth after the move = %d, want 0", n)
 	}
@@ -186,20 +294,41 @@ func TestMoveMax(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
 	src, dlq := env.NewQueue(t, 3)
-	put(t, env.SQS(), dlq, "job", 15)
+	all := put(t, env.SQS(), dlq, "job", 15)
 	r, err := redrive.Resolve(ctx, env.SQS(), src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := redrive.Move(ctx, env.SQS(), r, redrive.Options{Max: 4, EmptyReceives: 1})
+	api := newRecorder(env.SQS())
+	st, err := redrive.Move(ctx, api, r, redrive.Options{Max: 4, EmptyReceives: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Moved != 4 || st.Left != 11 {
-		t.Fatalf("Move(max 4) = %+v, want 4 moved, 11 left", st)
+	moved, sends := api.sends(t, all)
+	if st.Moved != 4 || sends != 4 || st.Failed != 0 {
+		t.Fatalf("Move(max 4) = %+v with %d sends, want 4 moved", st, sends)
 	}
-	if got := len(drain(t, env.SQS(), src)); got != 4 {
-		t.Fatalf("source has %d messages, want 4", got)
+	var movedBodies []string
+	for b := range moved {
+		movedBodies = append(movedBodies, b)
+	}
+	checkBodies(t, drain(t, env.SQS(), src), movedBodies)
+	// 11 left unless SQS held a message twice; what is left is reported, and
+	// with what was moved it is every message.
+	left := drain(t, env.SQS(), dlq)
+	if st.Left != len(left) || st.Left < 11 {
+		t.Fatalf("Move(max 4) left %d, the DLQ holds %d messages; want 11 or more, and the same", st.Left, len(left))
+	}
+	inDLQ := distinct(left)
+	for _, b := range all {
+		if !inDLQ[b] && !moved[b] {
+			t.Errorf("message %q is neither moved nor left in the DLQ", b)
+		}
+	}
+	for b := range inDLQ {
+		if !slices.Contains(all, b) {
+			t.Errorf("unexpected message %q in the DLQ", b)
+		}
 	}
 }
 
@@ -224,16 +353,28 @@ func TestMoveKeepsWhatCannotBeSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := redrive.Move(ctx, env.SQS(), r, redrive.Options{EmptyReceives: 1})
+	api := newRecorder(env.SQS())
+	st, err := redrive.Move(ctx, api, r, redrive.Options{EmptyReceives: 1})
 	if err != nil {
 		t.Fatalf("Move: %v", err)
 	}
-	if st.Moved != 4 || st.Failed != 1 || st.Left != 1 || len(st.Failures) != 1 || !strings.Contains(st.Failures[0].Reason, "shorter than 1024") {
-		t.Fatalf("Move = %+v, want 4 moved, 1 failed (too long), 1 left", st)
+	// 4 moved and 1 failed unless SQS held a message twice.
+	moved, sends := api.sends(t, small)
+	if len(moved) != 4 || st.Moved != sends || st.Failed < 1 || st.Failed != api.copies(big) || len(st.Failures) != st.Failed {
+		t.Fatalf("Move = %+v (%d of 4 small bodies sent, %d sends), want the 4 small ones moved, the big one failed", st, len(moved), sends)
 	}
-	checkOnce(t, drain(t, env.SQS(), src), small)
+	for _, f := range st.Failures {
+		if !strings.Contains(f.Reason, "shorter than 1024") {
+			t.Errorf("failure %+v, want too long", f)
+		}
+	}
+	checkBodies(t, drain(t, env.SQS(), src), small)
 	// The failed message was made visible again: it can be received at once.
-	checkOnce(t, drain(t, env.SQS(), dlq), []string{big})
+	left := drain(t, env.SQS(), dlq)
+	checkBodies(t, left, []string{big})
+	if st.Left != len(left) {
+		t.Fatalf("Move left %d, the DLQ holds %d messages", st.Left, len(left))
+	}
 }
 
 // flaky wraps the real client and fails chosen batch entries.
@@ -246,10 +387,12 @@ type flaky struct {
 	hiccup  string
 	hiccups int
 	// undeletable bodies fail their first delete with a server fault twice
-	// (so the move gives up on them in that batch).
+	// (so the move gives up on them in that batch), counted per message: a
+	// body SQS holds twice is two messages, each undeletable at first.
 	undeletable string
-	deleteFails map[string]int
+	deleteFails map[string]int    // message id -> failed deletes
 	bodyOf      map[string]string // receipt handle -> body
+	idOf        map[string]string // receipt handle -> message id
 }
 
 func (f *flaky) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
@@ -258,6 +401,7 @@ func (f *flaky) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput,
 		f.mu.Lock()
 		for _, m := range out.Messages {
 			f.bodyOf[aws.ToString(m.ReceiptHandle)] = aws.ToString(m.Body)
+			f.idOf[aws.ToString(m.ReceiptHandle)] = aws.ToString(m.MessageId)
 		}
 		f.mu.Unlock()
 	}
@@ -298,9 +442,9 @@ func (f *flaky) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBat
 	var pass []types.DeleteMessageBatchRequestEntry
 	var failed []types.BatchResultErrorEntry
 	for _, e := range in.Entries {
-		body := f.bodyOf[aws.ToString(e.ReceiptHandle)]
-		if f.undeletable != "" && strings.HasPrefix(body, f.undeletable) && f.deleteFails[body] < 2 {
-			f.deleteFails[body]++
+		body, id := f.bodyOf[aws.ToString(e.ReceiptHandle)], f.idOf[aws.ToString(e.ReceiptHandle)]
+		if f.undeletable != "" && strings.HasPrefix(body, f.undeletable) && f.deleteFails[id] < 2 {
+			f.deleteFails[id]++
 			failed = append(failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("delete hiccup"), SenderFault: false})
 			continue
 		}
@@ -320,7 +464,7 @@ func (f *flaky) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBat
 }
 
 func newFlaky(c *sqs.Client) *flaky {
-	return &flaky{Client: c, poison: "\x00none", hiccup: "\x00none", deleteFails: map[string]int{}, bodyOf: map[string]string{}}
+	return &flaky{Client: c, poison: "\x00none", hiccup: "\x00none", deleteFails: map[string]int{}, bodyOf: map[string]string{}, idOf: map[string]string{}}
 }
 
 // TestMovePerEntryFailures: an entry SQS fails for the request's fault stays
@@ -335,8 +479,9 @@ func TestMovePerEntryFailures(t *testing.T) {
 	poison := put(t, env.SQS(), dlq, "poison", 2)
 	hiccup := put(t, env.SQS(), dlq, "hiccup", 1)
 
-	api := newFlaky(env.SQS())
-	api.poison, api.hiccup = "poison", "hiccup"
+	fl := newFlaky(env.SQS())
+	fl.poison, fl.hiccup = "poison", "hiccup"
+	api := newRecorder(fl)
 	r, err := redrive.Resolve(ctx, api, dlq, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -345,16 +490,24 @@ func TestMovePerEntryFailures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Move: %v", err)
 	}
-	if st.Moved != 8 || st.Failed != 2 || st.Left != 2 || api.hiccups != 1 {
-		t.Fatalf("Move = %+v (hiccups %d), want 8 moved, 2 failed, 2 left, one retried hiccup", st, api.hiccups)
+	// 8 moved and 2 failed unless SQS held a message twice.
+	movable := append(slices.Clone(good), hiccup...)
+	moved, sends := api.sends(t, movable)
+	failed := api.copies(poison[0]) + api.copies(poison[1])
+	if len(moved) != 8 || st.Moved != sends || failed < 2 || st.Failed != failed || fl.hiccups != 1 {
+		t.Fatalf("Move = %+v (hiccups %d; %d of 8 bodies sent, %d sends), want 8 moved, the 2 poisoned failed, one retried hiccup", st, fl.hiccups, len(moved), sends)
 	}
 	for _, f := range st.Failures {
 		if !strings.Contains(f.Reason, "InvalidMessageContents: poisoned by the test") {
 			t.Errorf("failure %+v, want SQS's code and message", f)
 		}
 	}
-	checkOnce(t, drain(t, env.SQS(), src), append(good, hiccup...))
-	checkOnce(t, drain(t, env.SQS(), dlq), poison)
+	checkBodies(t, drain(t, env.SQS(), src), movable)
+	left := drain(t, env.SQS(), dlq)
+	checkBodies(t, left, poison)
+	if st.Left != len(left) {
+		t.Fatalf("Move left %d, the DLQ holds %d messages", st.Left, len(left))
+	}
 }
 
 // TestMoveUndeletedIsNotSentTwice: a message whose delete from the DLQ fails
@@ -366,8 +519,9 @@ func TestMoveUndeletedIsNotSentTwice(t *testing.T) {
 	ctx := context.Background()
 	src, dlq := env.NewQueue(t, 3)
 	bodies := put(t, env.SQS(), dlq, "job", 5)
-	api := newFlaky(env.SQS())
-	api.undeletable = "job-3"
+	fl := newFlaky(env.SQS())
+	fl.undeletable = "job-3"
+	api := newRecorder(fl)
 	r, err := redrive.Resolve(ctx, api, dlq, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -378,10 +532,17 @@ func TestMoveUndeletedIsNotSentTwice(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Move: %v", err)
 	}
-	if st.Moved != 5 || st.Failed != 0 || st.Undeleted != 0 || st.Left != 0 || api.deleteFails["job-3"] != 2 {
-		t.Fatalf("Move = %+v (delete failures %v), want 5 moved, the undeleted one deleted on its return", st, api.deleteFails)
+	// job-3 comes back with its message id and must not be sent again:
+	// sends allows one send per DLQ message (5 unless SQS held one twice).
+	moved, sends := api.sends(t, bodies)
+	failedTwice := len(fl.deleteFails) > 0 && len(fl.deleteFails) == api.copies("job-3")
+	for _, n := range fl.deleteFails {
+		failedTwice = failedTwice && n == 2
 	}
-	checkOnce(t, drain(t, env.SQS(), src), bodies)
+	if len(moved) != 5 || st.Moved != sends || st.Failed != 0 || st.Undeleted != 0 || st.Left != 0 || !failedTwice {
+		t.Fatalf("Move = %+v (delete failures %v; %d of 5 bodies sent, %d sends), want all 5 moved, the undeleted one deleted on its return", st, fl.deleteFails, len(moved), sends)
+	}
+	checkBodies(t, drain(t, env.SQS(), src), bodies)
 }
 
 // TestConcurrentMovesMoveOnce: two redrives of one DLQ at the same time move
@@ -397,11 +558,12 @@ func TestConcurrentMovesMoveOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api := newRecorder(env.SQS()) // both moves: sends are counted across them
 	var wg sync.WaitGroup
 	stats := make([]redrive.Stats, 2)
 	errs := make([]error, 2)
 	for i := range stats {
-		wg.Go(func() { stats[i], errs[i] = redrive.Move(ctx, env.SQS(), r, redrive.Options{EmptyReceives: 1}) })
+		wg.Go(func() { stats[i], errs[i] = redrive.Move(ctx, api, r, redrive.Options{EmptyReceives: 1}) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -409,8 +571,13 @@ func TestConcurrentMovesMoveOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if stats[0].Moved+stats[1].Moved != 40 || stats[0].Failed+stats[1].Failed != 0 {
-		t.Fatalf("moves = %+v, want 40 moved between them", stats)
+	// Once per DLQ message between them (40 unless SQS held one twice).
+	moved, sends := api.sends(t, bodies)
+	if len(moved) != 40 || stats[0].Moved+stats[1].Moved != sends || stats[0].Failed+stats[1].Failed != 0 {
+		t.Fatalf("moves = %+v (%d of 40 bodies sent, %d sends), want all 40 moved once between them", stats, len(moved), sends)
 	}
-	checkOnce(t, drain(t, env.SQS(), src), bodies)
+	checkBodies(t, drain(t, env.SQS(), src), bodies)
+	if n := depth(t, env.SQS(), dlq); n != 0 {
+		t.Fatalf("DLQ depth after the moves = %d, want 0", n)
+	}
 }

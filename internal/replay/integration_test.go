@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,11 +61,12 @@ type fixture struct {
 	creds       *webhook.SecretCredentials
 	receiver    *webhook.Handler // delivers to the "fresh" queues
 	freshQueues []string
+	spy         *sendSpy // counts what the replayers send
 }
 
 func newFixture(t *testing.T) *fixture {
 	env := testenv.Get(t)
-	f := &fixture{t: t, sqs: env.SQS(), store: store.New(env.DynamoDB(), env.NewTable(t))}
+	f := &fixture{t: t, sqs: env.SQS(), store: store.New(env.DynamoDB(), env.NewTable(t)), spy: &sendSpy{API: env.SQS()}}
 	f.crm, _ = env.NewQueue(t, 0)
 	f.send, _ = env.NewQueue(t, 0)
 	freshCRM, _ := env.NewQueue(t, 0)
@@ -85,7 +87,7 @@ func newFixture(t *testing.T) *fixture {
 // replayer replays onto the fixture's queues with the same publisher the
 // webhook uses.
 func (f *fixture) replayer(now time.Time) *replay.Replayer {
-	pub, err := queue.NewPublisher(queue.New(f.sqs), map[jobs.Queue]string{jobs.QueueCRM: f.crm, jobs.QueueSend: f.send})
+	pub, err := queue.NewPublisher(queue.New(f.spy), map[jobs.Queue]string{jobs.QueueCRM: f.crm, jobs.QueueSend: f.send})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -116,12 +118,19 @@ func (f *fixture) deliver(body []byte) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-// queued returns the jobs now on the replay's queues (and removes them).
+// queued returns the jobs now on the replay's queues (and removes them), one
+// per distinct body: SQS may hold a message twice (at-least-once). How many
+// messages the replay sent is sent's business.
 func (f *fixture) queued() map[string][]jobs.Job {
 	f.t.Helper()
 	out := map[string][]jobs.Job{}
 	for q, url := range map[string]string{"crm-jobs": f.crm, "send-jobs": f.send} {
+		seen := map[string]bool{}
 		for _, m := range drain(f.t, f.sqs, url) {
+			if seen[aws.ToString(m.Body)] {
+				continue
+			}
+			seen[aws.ToString(m.Body)] = true
 			j, err := jobs.Unmarshal(aws.ToString(m.Body))
 			if err != nil {
 				f.t.Fatalf("%s: %v", q, err)
@@ -133,6 +142,72 @@ func (f *fixture) queued() map[string][]jobs.Job {
 		}
 	}
 	return out
+}
+
+// ids are the ids of the jobs queued returned, for messages.
+func ids(queued map[string][]jobs.Job) map[string][]string {
+	out := map[string][]string{}
+	for q, js := range queued {
+		for _, j := range js {
+			out[q] = append(out[q], j.ID)
+		}
+	}
+	return out
+}
+
+// sent returns how many messages the replayers sent to each of the replay's
+// queues since the last call (only queues sent to appear).
+func (f *fixture) sent() map[string]int {
+	out := map[string]int{}
+	for q, url := range map[string]string{"crm-jobs": f.crm, "send-jobs": f.send} {
+		if n := f.spy.take(url); n > 0 {
+			out[q] = n
+		}
+	}
+	return out
+}
+
+// sendSpy wraps the SQS client a replayer sends through and counts, by queue
+// URL, the messages SQS accepted from our code. The SDK's retries happen
+// inside the client, and SQS's at-least-once copies after it, so neither is
+// counted.
+type sendSpy struct {
+	queue.API
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *sendSpy) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	out, err := s.API.SendMessage(ctx, in, opts...)
+	if err == nil {
+		s.add(aws.ToString(in.QueueUrl), 1)
+	}
+	return out, err
+}
+
+func (s *sendSpy) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out, err := s.API.SendMessageBatch(ctx, in, opts...)
+	if err == nil {
+		s.add(aws.ToString(in.QueueUrl), len(out.Successful))
+	}
+	return out, err
+}
+
+func (s *sendSpy) add(url string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[url] += n
+}
+
+func (s *sendSpy) take(url string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.n[url]
+	delete(s.n, url)
+	return n
 }
 
 func certificateBody(t *testing.T) []byte {
@@ -166,8 +241,8 @@ func TestReplayLearnedShape(t *testing.T) {
 	if err != nil || !dry.DryRun || len(dry.Jobs) != 2 {
 		t.Fatalf("dry run = %+v, %v", dry, err)
 	}
-	if q := f.queued(); len(q) != 0 {
-		t.Fatalf("dry run enqueued %v", q)
+	if q, n := f.queued(), f.sent(); len(q) != 0 || len(n) != 0 {
+		t.Fatalf("dry run enqueued %v (sent %v)", ids(q), n)
 	}
 	if got, _ := f.store.GetQuarantine(ctx, rec.ID); got.Replay != nil {
 		t.Fatalf("dry run marked the record: %+v", got.Replay)
@@ -182,11 +257,11 @@ func TestReplayLearnedShape(t *testing.T) {
 	if status != 202 || answer["eventId"] != res.Event.ID {
 		t.Fatalf("fresh delivery: %d %v; replay's event id %s", status, answer, res.Event.ID)
 	}
-	got := f.queued()
+	got, sent := f.queued(), f.sent()
 	for _, q := range []string{"crm-jobs", "send-jobs"} {
 		js := got[q]
-		if len(js) != 1 {
-			t.Fatalf("%s: %d jobs, want 1 (all: %v)", q, len(js), got)
+		if len(js) != 1 || sent[q] != 1 {
+			t.Fatalf("%s: %d distinct jobs, %d sent; want 1 (all: %v)", q, len(js), sent[q], ids(got))
 		}
 		j := js[0]
 		if j.ID != res.Event.ID+":"+q || j.Event.ID != res.Event.ID || string(j.Queue) != q ||
@@ -210,8 +285,8 @@ func TestReplayLearnedShape(t *testing.T) {
 		!strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second replay = %v, want ErrAlreadyReplayed naming the first", err)
 	}
-	if q := f.queued(); len(q) != 0 {
-		t.Fatalf("refused replay enqueued %v", q)
+	if q, n := f.queued(), f.sent(); len(q) != 0 || len(n) != 0 {
+		t.Fatalf("refused replay enqueued %v (sent %v)", ids(q), n)
 	}
 
 	// Forced: the same jobs again (same ids: the workers absorb them).
@@ -219,9 +294,11 @@ func TestReplayLearnedShape(t *testing.T) {
 	if err != nil || forced.Record.Replay == nil || !forced.Record.Replay.Forced {
 		t.Fatalf("forced replay = %+v, %v", forced.Record.Replay, err)
 	}
-	again := f.queued()
-	if len(again["crm-jobs"]) != 1 || again["crm-jobs"][0].ID != res.Event.ID+":crm-jobs" || len(again["send-jobs"]) != 1 {
-		t.Fatalf("forced replay enqueued %v", again)
+	again, sent := f.queued(), f.sent()
+	for _, q := range []string{"crm-jobs", "send-jobs"} {
+		if js := again[q]; len(js) != 1 || js[0].ID != res.Event.ID+":"+q || sent[q] != 1 {
+			t.Fatalf("forced replay enqueued %v (sent %v), want one job %s:%s", ids(again), sent, res.Event.ID, q)
+		}
 	}
 
 	// The list shows it replayed.
@@ -251,8 +328,8 @@ func TestReplayUnreadable(t *testing.T) {
 	if !errors.Is(err, replay.ErrUnreadable) || !strings.Contains(err.Error(), `unknown Cowbell meta.event "claim.opened"`) {
 		t.Fatalf("Replay = %v, want ErrUnreadable with the parser's reason", err)
 	}
-	if q := f.queued(); len(q) != 0 {
-		t.Fatalf("unreadable replay enqueued %v", q)
+	if q, n := f.queued(), f.sent(); len(q) != 0 || len(n) != 0 {
+		t.Fatalf("unreadable replay enqueued %v (sent %v)", ids(q), n)
 	}
 	if rec, err := f.store.GetQuarantine(ctx, id); err != nil || rec.Replay != nil {
 		t.Fatalf("record after a failed replay = %+v, %v; want it unmarked", rec.Replay, err)
@@ -289,8 +366,8 @@ func TestReplayAgencyNotAllowed(t *testing.T) {
 	if !errors.Is(err, replay.ErrAgencyNotAllowed) || !strings.Contains(err.Error(), "99999999-0000-0000-0000-000000000000") {
 		t.Fatalf("Replay = %v, want ErrAgencyNotAllowed", err)
 	}
-	if q := f.queued(); len(q) != 0 {
-		t.Fatalf("refused replay enqueued %v", q)
+	if q, n := f.queued(), f.sent(); len(q) != 0 || len(n) != 0 {
+		t.Fatalf("refused replay enqueued %v (sent %v)", ids(q), n)
 	}
 	if got, _ := f.store.GetQuarantine(ctx, rec.ID); got.Replay != nil {
 		t.Fatalf("refused replay marked the record")

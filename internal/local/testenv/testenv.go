@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -36,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/coiflow/coiflow/internal/local/provision"
 	"github.com/coiflow/coiflow/internal/local/services"
@@ -49,7 +51,8 @@ const TableLogicalID = "CoiflowTable"
 // Env is the running local AWS of this test binary.
 type Env struct {
 	// AWS is region us-east-1 with static credentials; clients built from it
-	// with the plain NewFromConfig talk to the local services.
+	// with the plain NewFromConfig talk to the local services. Their retries
+	// are logged to stderr (see retryLog); nothing else is.
 	AWS aws.Config
 	// DynamoDBEndpoint is DynamoDB Local's URL.
 	DynamoDBEndpoint string
@@ -111,6 +114,9 @@ func Get(t testing.TB) *Env {
 			return
 		}
 		cfg := st.AWSConfig()
+		// Retries go to stderr: a retried send may have been stored twice.
+		cfg.ClientLogMode = aws.LogRetries
+		cfg.Logger = retryLog{logging.NewStandardLogger(os.Stderr)}
 		binary.env = &Env{
 			AWS:              cfg,
 			DynamoDBEndpoint: st.DynamoDBEndpoint,
@@ -138,6 +144,20 @@ func Get(t testing.TB) *Env {
 		}
 	}
 	return env
+}
+
+// retryLog passes on only the SDK's lines about retried requests ("retrying
+// request SQS/SendMessage, attempt 2"), so that a message SQS holds twice can
+// be traced to a retry. The SDK also logs every unretryable error in this mode
+// (conditional puts that fail on purpose, among others) and, once any logger
+// is set, a warning about DynamoDB Local's error responses' checksums: those
+// lines are dropped, so a run without retries prints nothing.
+type retryLog struct{ logging.Logger }
+
+func (l retryLog) Logf(c logging.Classification, format string, v ...any) {
+	if strings.HasPrefix(format, "retrying request") || strings.HasPrefix(format, "max retry attempts") {
+		l.Logger.Logf(c, format, v...)
+	}
 }
 
 // lockedBuffer is a goroutine-safe sink for the stack's progress lines.

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go/logging"
 )
 
 func TestMain(m *testing.M) { os.Exit(Run(m)) }
@@ -79,39 +81,68 @@ func TestQueueRedrivesToDLQ(t *testing.T) {
 		t.Fatalf("SendMessage: %v", err)
 	}
 	// Receive maxReceive times without deleting, making the message visible
-	// again each time; the next receive moves it to the DLQ.
+	// again each time; the next receive moves it to the DLQ. SQS is
+	// at-least-once: should it hold the message twice, both copies take the
+	// same way, so each receive takes (moto: all) visible messages and checks
+	// every one.
 	for i := 1; i <= maxReceive; i++ {
 		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 1, WaitTimeSeconds: 1,
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
 		})
 		if err != nil {
 			t.Fatalf("receive %d: %v", i, err)
 		}
-		if len(out.Messages) != 1 {
-			t.Fatalf("receive %d: got %d messages, want 1", i, len(out.Messages))
+		if len(out.Messages) == 0 {
+			t.Fatalf("receive %d: no message", i)
 		}
-		m := out.Messages[0]
-		if got := m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)]; got != strconv.Itoa(i) {
-			t.Errorf("receive %d: ApproximateReceiveCount = %q", i, got)
-		}
-		if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
-			t.Fatalf("ChangeMessageVisibility: %v", err)
+		for _, m := range out.Messages {
+			if b := aws.ToString(m.Body); b != `{"job":1}` {
+				t.Fatalf("receive %d: unexpected message %q", i, b)
+			}
+			if got := m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)]; got != strconv.Itoa(i) {
+				t.Errorf("receive %d: ApproximateReceiveCount = %q", i, got)
+			}
+			if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+				t.Fatalf("ChangeMessageVisibility: %v", err)
+			}
 		}
 	}
-	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 1})
+	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10})
 	if err != nil {
 		t.Fatalf("receive after max: %v", err)
 	}
 	if len(out.Messages) != 0 {
 		t.Fatalf("message still delivered from the source queue after %d receives", maxReceive)
 	}
-	dlq, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlqURL), MaxNumberOfMessages: 1, WaitTimeSeconds: 1})
+	dlq, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 	if err != nil {
 		t.Fatalf("receive from DLQ: %v", err)
 	}
-	if len(dlq.Messages) != 1 || aws.ToString(dlq.Messages[0].Body) != `{"job":1}` {
-		t.Fatalf("DLQ holds %+v, want the redriven message", dlq.Messages)
+	if len(dlq.Messages) == 0 {
+		t.Fatal("the DLQ is empty, want the redriven message")
+	}
+	for _, m := range dlq.Messages {
+		if b := aws.ToString(m.Body); b != `{"job":1}` {
+			t.Fatalf("DLQ holds %q, want only the redriven message", b)
+		}
+	}
+}
+
+// TestRetryLogKeepsOnlyRetries: the clients' logger passes on the retry lines
+// and drops the rest (unretryable errors, body-close warnings), so that a run
+// without retries prints nothing.
+func TestRetryLogKeepsOnlyRetries(t *testing.T) {
+	var got []string
+	l := retryLog{logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
+		got = append(got, fmt.Sprintf(format, v...))
+	})}
+	l.Logf(logging.Debug, "retrying request %s/%s, attempt %d", "SQS", "SendMessage", 2)
+	l.Logf(logging.Debug, "request failed with unretryable error %v", errors.New("ConditionalCheckFailedException"))
+	l.Logf(logging.Warn, "failed to close HTTP response body, this may affect connection reuse: %v", errors.New("checksum"))
+	l.Logf(logging.Debug, "max retry attempts exhausted, max %d", 3)
+	if want := "retrying request SQS/SendMessage, attempt 2|max retry attempts exhausted, max 3"; strings.Join(got, "|") != want {
+		t.Fatalf("logged %q, want %q", got, want)
 	}
 }
 
