@@ -3,7 +3,6 @@ package queue_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/coiflow/coiflow/internal/jobs"
 	"github.com/coiflow/coiflow/internal/local/testenv"
 	"github.com/coiflow/coiflow/internal/queue"
+	"github.com/coiflow/coiflow/internal/testsupport"
 )
 
 // TestPublisherOnMoto sends jobs through the real SDK to moto's SQS and reads
@@ -26,7 +26,7 @@ func TestPublisherOnMoto(t *testing.T) {
 	env := testenv.Get(t)
 	crmURL, _ := env.NewQueue(t, 5)
 	sendURL, _ := env.NewQueue(t, 5)
-	spy := &sendSpy{API: env.SQS()}
+	spy := &testsupport.SQSSpy{SQSSender: env.SQS()}
 	p, err := queue.NewPublisher(queue.New(spy), map[jobs.Queue]string{jobs.QueueCRM: crmURL, jobs.QueueSend: sendURL})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestPublisherOnMoto(t *testing.T) {
 		t.Fatalf("Enqueue: %v", err)
 	}
 	for url, q := range map[string]jobs.Queue{crmURL: jobs.QueueCRM, sendURL: jobs.QueueSend} {
-		if n := spy.sent(url); n != 1 {
+		if n := len(spy.Take(url)); n != 1 {
 			t.Fatalf("%s: the publisher sent %d messages, want 1", q, n)
 		}
 		msgs := receiveAll(t, env.SQS(), url, 1)
@@ -73,7 +73,7 @@ func TestPublisherOnMoto(t *testing.T) {
 	if err := p.Enqueue(ctx, many); err != nil {
 		t.Fatalf("Enqueue 23: %v", err)
 	}
-	if n := spy.sent(crmURL); n != 23 {
+	if n := len(spy.Take(crmURL)); n != 23 {
 		t.Fatalf("the publisher sent %d messages for 23 jobs", n)
 	}
 	got := map[string]bool{}
@@ -141,48 +141,4 @@ func receiveAll(t *testing.T, c *sqs.Client, url string, n int) []types.Message 
 		t.Fatalf("received %d distinct messages from %s, want %d", len(out), url, n)
 	}
 	return out
-}
-
-// sendSpy wraps the SQS client the publisher sends through and counts, by
-// queue URL, the messages SQS accepted from our code. The SDK's retries
-// happen inside the client, and SQS's at-least-once copies after it, so
-// neither is counted.
-type sendSpy struct {
-	queue.API
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (s *sendSpy) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	out, err := s.API.SendMessage(ctx, in, opts...)
-	if err == nil {
-		s.add(aws.ToString(in.QueueUrl), 1)
-	}
-	return out, err
-}
-
-func (s *sendSpy) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	out, err := s.API.SendMessageBatch(ctx, in, opts...)
-	if err == nil {
-		s.add(aws.ToString(in.QueueUrl), len(out.Successful))
-	}
-	return out, err
-}
-
-func (s *sendSpy) add(url string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == nil {
-		s.n = map[string]int{}
-	}
-	s.n[url] += n
-}
-
-// sent is how many messages SQS accepted for url since the last call.
-func (s *sendSpy) sent(url string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.n[url]
-	delete(s.n, url)
-	return n
 }

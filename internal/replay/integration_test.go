@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/coiflow/coiflow/internal/replay"
 	"github.com/coiflow/coiflow/internal/secrets"
 	"github.com/coiflow/coiflow/internal/store"
+	"github.com/coiflow/coiflow/internal/testsupport"
 	"github.com/coiflow/coiflow/internal/webhook"
 )
 
@@ -61,12 +61,12 @@ type fixture struct {
 	creds       *webhook.SecretCredentials
 	receiver    *webhook.Handler // delivers to the "fresh" queues
 	freshQueues []string
-	spy         *sendSpy // counts what the replayers send
+	spy         *testsupport.SQSSpy // counts what the replayers send
 }
 
 func newFixture(t *testing.T) *fixture {
 	env := testenv.Get(t)
-	f := &fixture{t: t, sqs: env.SQS(), store: store.New(env.DynamoDB(), env.NewTable(t)), spy: &sendSpy{API: env.SQS()}}
+	f := &fixture{t: t, sqs: env.SQS(), store: store.New(env.DynamoDB(), env.NewTable(t)), spy: &testsupport.SQSSpy{SQSSender: env.SQS()}}
 	f.crm, _ = env.NewQueue(t, 0)
 	f.send, _ = env.NewQueue(t, 0)
 	freshCRM, _ := env.NewQueue(t, 0)
@@ -160,54 +160,11 @@ func ids(queued map[string][]jobs.Job) map[string][]string {
 func (f *fixture) sent() map[string]int {
 	out := map[string]int{}
 	for q, url := range map[string]string{"crm-jobs": f.crm, "send-jobs": f.send} {
-		if n := f.spy.take(url); n > 0 {
+		if n := len(f.spy.Take(url)); n > 0 {
 			out[q] = n
 		}
 	}
 	return out
-}
-
-// sendSpy wraps the SQS client a replayer sends through and counts, by queue
-// URL, the messages SQS accepted from our code. The SDK's retries happen
-// inside the client, and SQS's at-least-once copies after it, so neither is
-// counted.
-type sendSpy struct {
-	queue.API
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (s *sendSpy) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	out, err := s.API.SendMessage(ctx, in, opts...)
-	if err == nil {
-		s.add(aws.ToString(in.QueueUrl), 1)
-	}
-	return out, err
-}
-
-func (s *sendSpy) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	out, err := s.API.SendMessageBatch(ctx, in, opts...)
-	if err == nil {
-		s.add(aws.ToString(in.QueueUrl), len(out.Successful))
-	}
-	return out, err
-}
-
-func (s *sendSpy) add(url string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == nil {
-		s.n = map[string]int{}
-	}
-	s.n[url] += n
-}
-
-func (s *sendSpy) take(url string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.n[url]
-	delete(s.n, url)
-	return n
 }
 
 func certificateBody(t *testing.T) []byte {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/coiflow/coiflow/internal/local/testenv"
 	"github.com/coiflow/coiflow/internal/queue"
 	"github.com/coiflow/coiflow/internal/sandbox/nowcertssandbox"
+	"github.com/coiflow/coiflow/internal/testsupport"
 )
 
 // queueDepth is visible + in-flight messages.
@@ -165,7 +165,7 @@ func TestTimelineJobsReachTheCRMQueue(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
 	url, _ := env.NewQueue(t, 0)
-	spy := &sqsSendSpy{API: env.SQS()}
+	spy := &testsupport.SQSSpy{SQSSender: env.SQS()}
 	pub, err := queue.NewPublisher(queue.New(spy), map[jobs.Queue]string{jobs.QueueCRM: url})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +175,7 @@ func TestTimelineJobsReachTheCRMQueue(t *testing.T) {
 	if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
 		t.Fatal(err)
 	}
-	if n := spy.sent(); n != 1 {
+	if n := len(spy.Take(url)); n != 1 {
 		t.Fatalf("%d timeline messages sent, want 1", n)
 	}
 	var bodies []string
@@ -207,43 +207,6 @@ func TestTimelineJobsReachTheCRMQueue(t *testing.T) {
 		tl.InsuredName != "Acme Builders LLC" || tl.Channel != "email" || tl.Source != "nowcerts" || tl.SendID == "" {
 		t.Fatalf("timeline job = %+v %+v", j, tl)
 	}
-}
-
-// sqsSendSpy wraps the SQS client a publisher sends through and counts the
-// messages SQS accepted from our code. The SDK's retries happen inside the
-// client, and SQS's at-least-once copies after it, so neither is counted.
-type sqsSendSpy struct {
-	queue.API
-	mu sync.Mutex
-	n  int
-}
-
-func (s *sqsSendSpy) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	out, err := s.API.SendMessage(ctx, in, opts...)
-	if err == nil {
-		s.add(1)
-	}
-	return out, err
-}
-
-func (s *sqsSendSpy) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	out, err := s.API.SendMessageBatch(ctx, in, opts...)
-	if err == nil {
-		s.add(len(out.Successful))
-	}
-	return out, err
-}
-
-func (s *sqsSendSpy) add(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n += n
-}
-
-func (s *sqsSendSpy) sent() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
 }
 
 type publisherOne struct{ p *queue.Publisher }

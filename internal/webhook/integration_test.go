@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/coiflow/coiflow/internal/queue"
 	"github.com/coiflow/coiflow/internal/secrets"
 	"github.com/coiflow/coiflow/internal/store"
+	"github.com/coiflow/coiflow/internal/testsupport"
 	"github.com/coiflow/coiflow/internal/webhook"
 )
 
@@ -32,7 +32,7 @@ func TestReceiverOnLocalAWS(t *testing.T) {
 	sendURL, _ := env.NewQueue(t, 5)
 	st := store.New(env.DynamoDB(), env.NewTable(t))
 	arn := env.NewSecret(t, `{"nowcerts": {"tokens": ["local-nowcerts-token"]}, "cowbell": {"tokens": ["old-token", "local-cowbell-token"]}}`)
-	spy := &sendSpy{API: env.SQS()}
+	spy := &testsupport.SQSSpy{SQSSender: env.SQS()}
 	pub, err := queue.NewPublisher(queue.New(spy), map[jobs.Queue]string{jobs.QueueCRM: crmURL, jobs.QueueSend: sendURL})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestReceiverOnLocalAWS(t *testing.T) {
 	oneJobEach := func(what, eventID string) {
 		t.Helper()
 		for url, q := range queues {
-			if n := len(spy.take(url)); n != 1 {
+			if n := len(spy.Take(url)); n != 1 {
 				t.Fatalf("%s: the receiver sent %d jobs to %s, want 1", what, n, q)
 			}
 			ids := jobIDs(t, drain(t, env.SQS(), url), eventID)
@@ -102,7 +102,7 @@ func TestReceiverOnLocalAWS(t *testing.T) {
 		}
 	}
 	for url, q := range queues {
-		if sent, held := spy.take(url), drain(t, env.SQS(), url); len(sent) != 0 || len(held) != 0 {
+		if sent, held := spy.Take(url), drain(t, env.SQS(), url); len(sent) != 0 || len(held) != 0 {
 			t.Fatalf("refused requests enqueued to %s: %d sent, %d held", q, len(sent), len(held))
 		}
 	}
@@ -158,56 +158,4 @@ func jobIDs(t *testing.T, msgs []types.Message, eventID string) map[string]bool 
 		ids[j.ID] = true
 	}
 	return ids
-}
-
-// sendSpy wraps the SQS client the publisher sends through and records, by
-// queue URL, the bodies SQS accepted from our code. It counts what the code
-// enqueued: the SDK's retries happen inside the client, and SQS's
-// at-least-once copies after it, so neither shows here.
-type sendSpy struct {
-	queue.API
-	mu   sync.Mutex
-	sent map[string][]string
-}
-
-func (s *sendSpy) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	out, err := s.API.SendMessage(ctx, in, opts...)
-	if err == nil {
-		s.record(aws.ToString(in.QueueUrl), aws.ToString(in.MessageBody))
-	}
-	return out, err
-}
-
-func (s *sendSpy) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	out, err := s.API.SendMessageBatch(ctx, in, opts...)
-	if err == nil {
-		ok := map[string]bool{}
-		for _, e := range out.Successful {
-			ok[aws.ToString(e.Id)] = true
-		}
-		for _, e := range in.Entries {
-			if ok[aws.ToString(e.Id)] {
-				s.record(aws.ToString(in.QueueUrl), aws.ToString(e.MessageBody))
-			}
-		}
-	}
-	return out, err
-}
-
-func (s *sendSpy) record(url, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent == nil {
-		s.sent = map[string][]string{}
-	}
-	s.sent[url] = append(s.sent[url], body)
-}
-
-// take returns the bodies sent to url since the last take.
-func (s *sendSpy) take(url string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.sent[url]
-	delete(s.sent, url)
-	return b
 }
