@@ -11,9 +11,9 @@ import (
 )
 
 // The send benchmarks measure the happy path through DynamoDB Local and the
-// NowCerts sandbox (zero latency, real HTTP client): every iteration is a new
-// certificate revision for a new holder (email only), so every iteration is
-// one SendCertificate.
+// NowCerts sandbox (zero latency, real HTTP client): every iteration sends one
+// certificate revision to a new holder (email only), so every iteration is one
+// SendCertificate.
 // They report DynamoDB calls per certificate sent (the store's DB is wrapped in
 // a counting decorator) and certificates per second.
 //
@@ -54,7 +54,7 @@ func BenchmarkSend(b *testing.B) {
 	start := time.Now()
 	b.ResetTimer()
 	for i := range b.N {
-		if err := h.svc.Handle(ctx, sendJob(holderEvent(ready(fmt.Sprintf("b-%d", i)), benchHolder("b", int64(i))))); err != nil {
+		if err := h.svc.Handle(ctx, sendJob(holderEvent(ready("bench"), benchHolder("b", int64(i))))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -71,7 +71,7 @@ func BenchmarkSendPolicyGuard(b *testing.B) {
 	start := time.Now()
 	b.ResetTimer()
 	for i := range b.N {
-		c := ready(fmt.Sprintf("p-%d", i))
+		c := ready("bench-policy")
 		c.PolicyNo = "CBC-1"
 		if err := h.svc.Handle(ctx, sendJob(holderEvent(c, benchHolder("p", int64(i))))); err != nil {
 			b.Fatal(err)
@@ -93,7 +93,7 @@ func BenchmarkSendParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			if err := h.svc.Handle(ctx, sendJob(holderEvent(ready(fmt.Sprintf("par-%d", i)), benchHolder("par", i)))); err != nil {
+			if err := h.svc.Handle(ctx, sendJob(holderEvent(ready("bench-parallel"), benchHolder("par", i)))); err != nil {
 				b.Error(err)
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -133,7 +134,21 @@ func (s *Service) handleCertificate(ctx context.Context, j jobs.Job, rcpts []rec
 	return errors.Join(errs...)
 }
 
+// handleRecipient decides one recipient; when a newer revision of the
+// certificate is recorded meanwhile, it decides again against it.
 func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Settings, r recipient, heldReissue bool) error {
+	for try := 0; ; try++ {
+		err := s.decide(ctx, j, set, r, heldReissue)
+		if !errors.Is(err, errSuperseded) {
+			return err
+		}
+		if try >= 2 {
+			return fmt.Errorf("certificate %s: %w three times in a row", j.Event.Certificate.ID, err)
+		}
+	}
+}
+
+func (s *Service) decide(ctx context.Context, j jobs.Job, set store.Settings, r recipient, heldReissue bool) error {
 	ev := j.Event
 	cert := *ev.Certificate
 	facts := Facts{Certificate: cert, HasHolder: r.Key != "" || r.hasRecipient(), HasRecipient: r.hasRecipient(), HeldReissue: heldReissue}
@@ -143,10 +158,15 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 		policy = store.NormalisePolicyNumber(ev.Policy.Number)
 	}
 	rec.PolicyNumber = policy
-	latest := revisionKeyOf(cert.ID, r.Key)
+	latest := revisionKeyOf(cert.ID)
+	at, _ := eventTime(ev)
 	log := s.log.With("requestId", rec.RequestID, "eventId", rec.EventID, "certificateId", rec.CertificateID, "holderId", rec.HolderID, "sendId", rec.ID)
-	if ok, err := s.advance(ctx, ev, rec, latest, log); err != nil || !ok {
+	newest, current, err := s.advance(ctx, ev, rec, latest, log)
+	if err != nil {
 		return err
+	}
+	if !current {
+		return s.stale(ctx, rec, r, newest, latest, at, log)
 	}
 	reasons := Evaluate(set.Rules, facts)
 	if len(reasons) > 0 {
@@ -161,7 +181,7 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 			}
 			reasons = Evaluate(set.Rules, facts)
 		}
-		return s.hold(ctx, rec, r, reasons, eventTime(ev))
+		return s.hold(ctx, rec, r, reasons, at, latest)
 	}
 	spec := sendSpec{rec: rec, req: s.requestFor(set, rec, r), reclaimUnknown: set.ResendUnknown, automatic: true,
 		holdOnPending: set.Rules.HoldPendingApproval, latest: latest}
@@ -170,14 +190,21 @@ func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Set
 	}
 	res := s.send(ctx, spec)
 	switch {
+	case res.Status == OutcomeSuperseded:
+		return errSuperseded
+	case res.Status == OutcomeDuplicate && res.Existing == store.SendHeld:
+		// Held when NowCerts refused it as pending approval: a later event
+		// may carry the holder's corrected address.
+		_, err := s.refreshHold(ctx, HoldID(rec.CertificateID, r.sendKey(), rec.Revision), rec, at, log)
+		return err
 	case res.PolicyCancelled:
 		facts.PolicyCancelled = true
-		return s.hold(ctx, rec, r, Evaluate(set.Rules, facts), eventTime(ev))
+		return s.hold(ctx, rec, r, Evaluate(set.Rules, facts), at, latest)
 	case res.PendingApproval:
 		facts.Certificate.PendingApproval = true
 		// res.Retry: the refusal was not recorded; the hold then finds the
 		// record SENDING and the job must come back (see send).
-		return errors.Join(s.hold(ctx, rec, r, Evaluate(set.Rules, facts), eventTime(ev)), res.Retry)
+		return errors.Join(s.hold(ctx, rec, r, Evaluate(set.Rules, facts), at, latest), res.Retry)
 	}
 	return res.Retry
 }
@@ -252,7 +279,7 @@ func orDefault(v, def string) string {
 // key or the send already happened (a redelivery): then it is a duplicate. A
 // pending hold takes the recipients of a later event (the holder's address
 // corrected in NowCerts keeps the send key): approval sends to them.
-func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons []string, at time.Time) error {
+func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons []string, at time.Time, latest *store.RevisionKey) error {
 	log := s.log.With("requestId", rec.RequestID, "eventId", rec.EventID, "certificateId", rec.CertificateID, "holderId", rec.HolderID)
 	h := store.Hold{
 		ID: HoldID(rec.CertificateID, r.sendKey(), rec.Revision), SendID: rec.ID,
@@ -264,31 +291,18 @@ func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons
 	}
 	// One transaction: the hold, and the send record marked HELD (only the
 	// approval may claim it); refused if the send already happened.
-	err := s.st.PutHold(ctx, h, rec)
+	err := s.st.PutHoldOf(ctx, h, rec, latest)
 	var ce *store.ClaimConflictError
 	switch {
+	case errors.As(err, &ce) && ce.Superseded:
+		return errSuperseded
 	case errors.As(err, &ce):
 		s.metrics.Count(obs.MetricDuplicateSuppressed, 1, nil)
 		log.Info("duplicate suppressed: not held", "sendId", rec.ID, "existingStatus", ce.Existing.Status)
 		return nil
 	case errors.Is(err, store.ErrConflict):
-		cur, gerr := s.st.GetHold(ctx, h.ID)
-		if gerr != nil {
-			return gerr
-		}
-		updated := false
-		if cur.HolderName != h.HolderName || !strings.EqualFold(cur.HolderEmail, h.HolderEmail) || cur.Fax != h.Fax {
-			var uerr error
-			updated, uerr = s.st.UpdateHoldRecipients(ctx, h.ID, h.SendID, store.HoldRecipients{
-				Name: h.HolderName, Email: h.HolderEmail, Fax: h.Fax, Channel: rec.Channel, At: at})
-			if uerr != nil {
-				return uerr
-			}
-		}
-		if updated {
-			log.Info("held certificate's recipients updated from a later event", "holdId", h.ID,
-				"holderEmail", obs.MaskEmail(h.HolderEmail), "fax", h.Fax != "")
-			return nil
+		if updated, err := s.refreshHold(ctx, h.ID, rec, at, log); err != nil || updated {
+			return err
 		}
 		s.metrics.Count(obs.MetricDuplicateSuppressed, 1, nil)
 		log.Info("duplicate suppressed: already held", "holdId", h.ID)
@@ -304,6 +318,31 @@ func (s *Service) hold(ctx context.Context, rec store.Send, r recipient, reasons
 		Source: h.Source, Detail: "held: " + strings.Join(reasons, "; "), At: s.now().UTC(), SendID: h.SendID,
 	}, h.RequestID)
 	return nil
+}
+
+// refreshHold gives pending hold id the recipients of rec when they differ
+// and come from a later event (at) than its own: the holder's address
+// corrected in NowCerts keeps the send key, and approval sends to the hold's
+// recipients.
+func (s *Service) refreshHold(ctx context.Context, id string, rec store.Send, at time.Time, log *slog.Logger) (bool, error) {
+	cur, err := s.st.GetHold(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	if cur.HolderName == rec.HolderName && strings.EqualFold(cur.HolderEmail, rec.HolderEmail) && cur.Fax == rec.Fax {
+		return false, nil
+	}
+	updated, err := s.st.UpdateHoldRecipients(ctx, id, cur.SendID, store.HoldRecipients{
+		Name: rec.HolderName, Email: rec.HolderEmail, Fax: rec.Fax, Channel: rec.Channel, At: at})
+	if err != nil || !updated {
+		return false, err
+	}
+	log.Info("held certificate's recipients updated from a later event", "holdId", id,
+		"holderEmail", obs.MaskEmail(rec.HolderEmail), "fax", rec.Fax != "")
+	return true, nil
 }
 
 // settingsFor returns an agency's settings, cached for settingsTTL.

@@ -3,6 +3,7 @@ package sending
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,158 @@ func TestResendOfAnOlderRevisionIsRefused(t *testing.T) {
 	}
 	if n := len(h.sends()); n != 3 {
 		t.Fatalf("%d sends, want 3 (two revisions, one resend)", n)
+	}
+}
+
+// TestNewerRevisionReholdsOtherHolders: SendCertificate sends a certificate's
+// current content to whoever it goes to, so the revision mark is per
+// certificate. Holder A's revision 1 is held; revision 2 reaches holder B
+// and is sent. A's hold cannot release revision 1 any more: it is held again
+// at revision 2 (its reasons plus "changed since"), and only that hold's
+// approval sends A the certificate, once.
+func TestNewerRevisionReholdsOtherHolders(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(old) != 1 {
+		t.Fatalf("holds = %+v", old)
+	}
+	toB := holderEvent(ready("rev-2"), seedHolders[holderFax])
+	toB.OccurredAt = t0.Add(time.Minute)
+	if err := h.svc.Handle(ctx, sendJob(toB)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends, want holder B's", n)
+	}
+	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(pending) != 1 || pending[0].Revision != "rev-2" || pending[0].HolderID != old[0].HolderID ||
+		!slices.Equal(pending[0].Reasons, []string{ReasonAdditionalInsured, ReasonNewerRevision}) {
+		t.Fatalf("pending holds = %+v", pending)
+	}
+	if _, err := h.svc.Approve(ctx, old[0].ID, "jane"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("approval of the revision 1 hold: %v", err)
+	}
+	if out, err := h.svc.Approve(ctx, pending[0].ID, "jane"); err != nil || out.Status != StatusSent {
+		t.Fatalf("approval at revision 2: %+v %v", out, err)
+	}
+	if n := len(h.sends()); n != 2 {
+		t.Fatalf("%d sends, want 2", n)
+	}
+}
+
+// TestHoldWithAFailedApprovalIsHeldAgain: a hold whose approval failed (its
+// send record FAILED, the hold pending) is held again too.
+func TestHoldWithAFailedApprovalIsHeldAgain(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
+		t.Fatal(err)
+	}
+	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "SendCertificate", Status: 503, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Approve(ctx, holds[0].ID, "jane"); err == nil {
+		t.Fatal("the approval did not fail")
+	}
+	toB := holderEvent(ready("rev-2"), seedHolders[holderFax])
+	toB.OccurredAt = t0.Add(time.Minute)
+	if err := h.svc.Handle(ctx, sendJob(toB)); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(pending) != 1 || pending[0].Revision != "rev-2" {
+		t.Fatalf("pending holds = %+v", pending)
+	}
+}
+
+// TestEventWithoutTimeDoesNotOverrideANewerRevision: an event with no time of
+// its own is ordered by its arrival, which says nothing about its revision:
+// it never replaces the recorded revision, and the newer hold stands.
+func TestEventWithoutTimeDoesNotOverrideANewerRevision(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", time.Now().UTC().Add(-time.Hour), true))); err != nil {
+		t.Fatal(err)
+	}
+	late := revisionEvent("rev-1", time.Time{}, false)
+	late.ReceivedAt = time.Now().UTC()
+	if err := h.svc.Handle(ctx, sendJob(late)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.sends()); n != 0 {
+		t.Fatalf("%d sends: the untimed older event released the held revision", n)
+	}
+	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(pending) != 1 || pending[0].Revision != "rev-2" {
+		t.Fatalf("pending holds = %+v", pending)
+	}
+}
+
+// TestLateEventMarksADeadSendUnknown: revision 1's attempt died between its
+// claim and its completion; revision 2 is sent meanwhile. Revision 1's
+// redelivery still marks its record UNKNOWN for review.
+func TestLateEventMarksADeadSendUnknown(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	first := revisionEvent("rev-1", t0, false)
+	id := SendID(certReady, strings.ToLower(holderEmail), "rev-1")
+	if _, _, err := h.st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: *revisionKeyOf(certReady), Revision: "rev-1", EventAt: t0, SendID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.ClaimSend(ctx, store.Claim{Send: store.Send{ID: id, CertificateID: certReady, Revision: "rev-1", HolderID: holderEmail}, Owner: "dead", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), false))); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Add(3 * time.Minute)
+	if err := h.svc.Handle(ctx, sendJob(first)); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := h.st.GetSend(ctx, id); rec.Status != store.SendUnknown {
+		t.Fatalf("revision 1's record = %+v, want UNKNOWN", rec)
+	}
+	if !strings.Contains(h.metrics.String(), `"SendUnknown":1`) || len(h.sends()) != 1 {
+		t.Fatalf("sends %d, metrics %s", len(h.sends()), h.metrics.String())
+	}
+}
+
+// TestPendingApprovalHoldTakesTheCorrectedAddress: a certificate NowCerts
+// refuses as pending approval is held from the send path; the holder's
+// corrected address (same revision) reaches that hold too.
+func TestPendingApprovalHoldTakesTheCorrectedAddress(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	cert := event.Certificate{ID: certPending, Revision: "r-pending", InsuredID: insuredAcme}
+	typo := seedHolders[holderBoth]
+	typo.Email = "risk@sprngfield.example"
+	first := holderEvent(cert, typo)
+	first.OccurredAt = t0
+	if err := h.svc.Handle(ctx, sendJob(first)); err != nil {
+		t.Fatal(err)
+	}
+	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(holds) != 1 || !slices.Contains(holds[0].Reasons, ReasonPendingApproval) {
+		t.Fatalf("holds = %+v", holds)
+	}
+	fixed := seedHolders[holderBoth]
+	fixed.Email = "risk@springfield.example"
+	update := holderEvent(cert, fixed)
+	update.ID, update.Type, update.Action, update.OccurredAt = "evt_pending_fixed", "CertificateHolder.Update", event.ActionUpdate, t0.Add(time.Minute)
+	if err := h.svc.Handle(ctx, sendJob(update)); err != nil {
+		t.Fatal(err)
+	}
+	holds, _ = h.svc.ListHolds(ctx, HoldQuery{})
+	if len(holds) != 1 || holds[0].HolderEmail != "risk@springfield.example" {
+		t.Fatalf("holds after the correction = %+v", holds)
 	}
 }

@@ -17,6 +17,10 @@ const (
 	ReasonNoRecipient       = "holder has neither email nor fax"
 	ReasonReissue           = "master certificate updated: reissue held for approval"
 	ReasonApproveAll        = "agency approves every certificate"
+	// ReasonNewerRevision: decided on an older revision of the certificate
+	// (a hold of it, or an event that arrived late); NowCerts would send the
+	// newer content, so staff look at it first.
+	ReasonNewerRevision = "certificate changed since (a newer revision arrived): review before sending"
 )
 
 // Facts are what the rules look at for one (certificate, holder) pair.

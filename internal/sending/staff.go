@@ -113,12 +113,13 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 	reqID := requestIDFrom(ctx)
 	log := s.log.With("requestId", reqID, "holdId", holdID, "certificateId", h.CertificateID, "holderId", h.HolderID, "approver", approver)
 	// A hold of a revision that was replaced would send the newer content:
-	// it is retired instead (before NowCerts Approve touches anything).
-	latest := revisionKeyOf(h.CertificateID, r.Key)
+	// it is held again at the newer revision instead (before NowCerts
+	// Approve touches anything).
+	latest := revisionKeyOf(h.CertificateID)
 	if newer, ok, err := s.newerRevision(ctx, latest, h.Revision); err != nil {
 		return Outcome{}, err
 	} else if ok {
-		return Outcome{}, s.outOfDate(ctx, h, newer, log)
+		return Outcome{}, s.outOfDate(ctx, h, latest, newer.Revision, log)
 	}
 	// The approval lease covers NowCerts Approve and SendCertificate.
 	h, err = s.st.BeginApproval(ctx, holdID, approver, 2*s.lease)
@@ -178,10 +179,11 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 	out := Outcome{SendIDs: []string{res.ID}, Status: res.Status, Message: res.Message}
 	if res.Status == OutcomeSuperseded {
 		// A newer revision arrived during the approval.
-		if _, err := s.st.EndApproval(ctx, holdID, approver, false, nil, res.Message); err != nil {
+		if h, err = s.st.EndApproval(ctx, holdID, approver, false, nil, res.Message); err != nil {
 			log.Error("hold not returned to pending", errAttr(err))
+			return Outcome{}, fmt.Errorf("%w: hold %s: %s", ErrConflict, holdID, res.Message)
 		}
-		return Outcome{}, s.outOfDate(ctx, h, res.Newer, log)
+		return Outcome{}, s.outOfDate(ctx, h, latest, res.Newer.Revision, log)
 	}
 	if res.Status == StatusFailed {
 		if _, err := s.st.EndApproval(ctx, holdID, approver, false, out.SendIDs, "send failed: "+res.Message); err != nil {
@@ -203,16 +205,15 @@ func (s *Service) approve(ctx context.Context, holdID, approver string) (Outcome
 	return out, nil
 }
 
-// outOfDate retires hold h, whose revision newer replaced, and returns the
-// ErrConflict that tells staff why nothing was sent.
-func (s *Service) outOfDate(ctx context.Context, h store.Hold, newer store.RevisionMark, log *slog.Logger) error {
-	reason := fmt.Sprintf("superseded: revision %s of the certificate arrived (send %s)", newer.Revision, newer.SendID)
-	if err := s.reject(ctx, h.ID, SystemActor, reason); err != nil && !errors.Is(err, ErrConflict) {
-		log.Warn("out-of-date hold not retired", errAttr(err))
+// outOfDate holds hold h again at revision newer (see supersede) and returns
+// the ErrConflict that tells staff why nothing was sent.
+func (s *Service) outOfDate(ctx context.Context, h store.Hold, key *store.RevisionKey, newer string, log *slog.Logger) error {
+	what, err := s.supersede(ctx, h, key, newer, log)
+	if err != nil {
+		return fmt.Errorf("hold %s is for an older revision of certificate %s: %w", h.ID, h.CertificateID, err)
 	}
-	s.metrics.Count(obs.MetricSendSuperseded, 1, nil)
-	return fmt.Errorf("%w: hold %s is for revision %s of certificate %s, but revision %s has arrived since (send %s), and NowCerts "+
-		"would send that: the hold is rejected as out of date; see the newer send or its hold", ErrConflict, h.ID, h.Revision, h.CertificateID, newer.Revision, newer.SendID)
+	return fmt.Errorf("%w: hold %s is for revision %s of certificate %s, and NowCerts would send the newer content: %s",
+		ErrConflict, h.ID, h.Revision, h.CertificateID, what)
 }
 
 func (s *Service) reject(ctx context.Context, holdID, by, reason string) error {
@@ -276,7 +277,7 @@ func (s *Service) resend(ctx context.Context, q ResendRequest) (Outcome, error) 
 	}
 	// NowCerts sends the certificate as it is now: resending an older
 	// revision would send the newer content under this record.
-	latest := revisionKeyOf(orig.CertificateID, r.Key)
+	latest := revisionKeyOf(orig.CertificateID)
 	if newer, ok, err := s.newerRevision(ctx, latest, orig.Revision); err != nil {
 		return Outcome{}, err
 	} else if ok {
@@ -309,7 +310,12 @@ func (s *Service) resend(ctx context.Context, q ResendRequest) (Outcome, error) 
 			newID, repeat = orig.SupersededBy, true
 			break
 		}
-		err := s.st.ClaimResend(ctx, orig.ID, ResendID(orig.ID), key)
+		err := s.st.ClaimResendOf(ctx, orig.ID, ResendID(orig.ID), key, latest, orig.Revision)
+		var ce *store.ClaimConflictError
+		if errors.As(err, &ce) && ce.Superseded {
+			return Outcome{}, fmt.Errorf("%w: send %s is of revision %s of the certificate, but revision %s has arrived since (send %s): "+
+				"resend that one if it went out, or decide its hold", ErrConflict, sendID, orig.Revision, ce.Newer.Revision, ce.Newer.SendID)
+		}
 		if err == nil {
 			newID = ResendID(orig.ID)
 			break

@@ -138,6 +138,13 @@ func holdListKey(status string) string {
 // FAILED (already sent, being sent, unknown, held or rejected); nothing is
 // written then.
 func (s *Store) PutHold(ctx context.Context, h Hold, rec Send) error {
+	return s.PutHoldOf(ctx, h, rec, nil)
+}
+
+// PutHoldOf is PutHold that also requires rec.Revision to be the newest
+// revision recorded for latest (when set), in the same transaction; that
+// refusal is a *ClaimConflictError with Superseded set.
+func (s *Store) PutHoldOf(ctx context.Context, h Hold, rec Send, latest *RevisionKey) error {
 	now := s.now().UTC()
 	h.Status = HoldPending
 	if h.CreatedAt.IsZero() {
@@ -169,22 +176,29 @@ func (s *Store) PutHold(ctx context.Context, h Hold, rec Send) error {
 	if u.err != nil {
 		return fmt.Errorf("put hold %s: %w", h.ID, u.err)
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	items := []types.TransactWriteItem{
 		{Put: &types.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
 		{Update: &types.Update{
 			TableName: aws.String(s.table), Key: sendKey(rec.ID), UpdateExpression: aws.String(u.expression()),
 			ConditionExpression: aws.String(cond), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
-	}})
+	}
+	if latest != nil {
+		items = append(items, types.TransactWriteItem{ConditionCheck: latestCheck(s.table, *latest, rec.Revision)})
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err != nil {
 		var tce *types.TransactionCanceledException
-		if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 {
-			if isCCF(tce.CancellationReasons[0].Code) {
+		if errors.As(err, &tce) && len(tce.CancellationReasons) == len(items) {
+			r := tce.CancellationReasons
+			switch {
+			case latest != nil && isCCF(r[2].Code):
+				return &ClaimConflictError{ID: rec.ID, Superseded: true, Newer: markFrom(*latest, r[2].Item)}
+			case isCCF(r[0].Code):
 				return fmt.Errorf("put hold %s: %w", h.ID, ErrConflict)
-			}
-			if isCCF(tce.CancellationReasons[1].Code) {
-				return s.claimConflict(ctx, rec.ID, tce.CancellationReasons[1].Item)
+			case isCCF(r[1].Code):
+				return s.claimConflict(ctx, rec.ID, r[1].Item)
 			}
 		}
 		return fmt.Errorf("put hold %s: %w", h.ID, err)

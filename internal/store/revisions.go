@@ -12,63 +12,78 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// RevisionKey names a certificate as sent to one holder. Both parts are
-// normalised by the caller (the same certificate or holder always gives the
-// same string).
+// RevisionKey names a certificate, normalised by the caller (the same
+// certificate always gives the same string). It is per certificate, not per
+// holder: SendCertificate sends the certificate's current content to whoever
+// it is addressed to.
 type RevisionKey struct {
 	Certificate string
-	Holder      string
 }
 
-// RevisionMark is the newest revision of a certificate seen for a holder:
-// LATEST#<certificate>#<holder> / REV. NowCerts' SendCertificate always sends
-// a certificate's current content, so only the newest revision may go out:
-// an older one's send, hold approval or resend would deliver the newer
-// content under the older record (and could release content that is itself
-// held for approval).
+// RevisionMark is the newest revision seen of a certificate:
+// LATEST#<certificate> / REV. NowCerts' SendCertificate always sends a
+// certificate's current content, so only the newest revision may go out: an
+// older one's send, hold approval or resend would deliver the newer content
+// under the older record (and could release content that is itself held for
+// approval).
 type RevisionMark struct {
 	RevisionKey
 	Revision string
 	// EventAt orders revisions: the time of the event that carried it.
 	EventAt time.Time
-	// SendID is the send record made for this revision.
+	// Weak: the event had no time of its own (EventAt is when it arrived). A
+	// weak mark never replaces a stored mark of another revision, and any
+	// timed event replaces a weak mark.
+	Weak bool
+	// SendID is a send record made for this revision (the first recipient's).
 	SendID string
 }
 
 func revisionKey(k RevisionKey) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		"PK": &types.AttributeValueMemberS{Value: "LATEST#" + k.Certificate + "#" + k.Holder},
+		"PK": &types.AttributeValueMemberS{Value: "LATEST#" + k.Certificate},
 		"SK": &types.AttributeValueMemberS{Value: "REV"},
 	}
 }
 
-// revisionNewer is the condition under which the mark with :rev at :at
-// replaces the stored one: none stored, an earlier event, or (same instant)
-// a revision that sorts after it.
-const revisionNewer = "attribute_not_exists(PK) OR #at < :at OR (#at = :at AND #rev < :rev)"
+// Conditions under which the mark with :rev at :at replaces the stored one:
+// none stored; for a timed event also a weak stored mark, an earlier event,
+// or (same instant) a revision that sorts after it.
+const (
+	revisionNewer     = "attribute_not_exists(PK) OR #weak = :true OR #at < :at OR (#at = :at AND #rev < :rev)"
+	revisionNewerWeak = "attribute_not_exists(PK)"
+)
 
-// AdvanceRevision records m as the newest revision of its certificate for its
-// holder, unless the stored mark is newer. current says whether m's revision
+// AdvanceRevision records m as the newest revision of its certificate, unless
+// the stored mark is newer (or m is weak and the stored mark is another
+// revision). current says whether m's revision
 // is the newest now (it was recorded, or it is the stored one: a redelivery);
 // prev is the mark as it was before (zero when there was none).
 func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev RevisionMark, current bool, err error) {
-	if m.Certificate == "" || m.Holder == "" || m.Revision == "" {
-		return RevisionMark{}, false, errors.New("advance revision: certificate, holder and revision are required")
+	if m.Certificate == "" || m.Revision == "" {
+		return RevisionMark{}, false, errors.New("advance revision: certificate and revision are required")
+	}
+	cond := revisionNewer
+	names := map[string]string{"#rev": "revision", "#at": "eventAt", "#send": "sendId", "#upd": "updatedAt", "#weak": "weak"}
+	values := map[string]types.AttributeValue{
+		":rev":  &types.AttributeValueMemberS{Value: m.Revision},
+		":at":   &types.AttributeValueMemberN{Value: strconv.FormatInt(m.EventAt.UnixMilli(), 10)},
+		":send": &types.AttributeValueMemberS{Value: m.SendID},
+		":upd":  &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)},
+		":weak": &types.AttributeValueMemberBOOL{Value: m.Weak},
+	}
+	if m.Weak {
+		cond = revisionNewerWeak
+	} else {
+		values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 revisionKey(m.RevisionKey),
-		UpdateExpression:    aws.String("SET #rev = :rev, #at = :at, #send = :send, #upd = :upd"),
-		ConditionExpression: aws.String(revisionNewer),
-		ExpressionAttributeNames: map[string]string{
-			"#rev": "revision", "#at": "eventAt", "#send": "sendId", "#upd": "updatedAt",
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":rev":  &types.AttributeValueMemberS{Value: m.Revision},
-			":at":   &types.AttributeValueMemberN{Value: strconv.FormatInt(m.EventAt.UnixMilli(), 10)},
-			":send": &types.AttributeValueMemberS{Value: m.SendID},
-			":upd":  &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)},
-		},
+		TableName:                           aws.String(s.table),
+		Key:                                 revisionKey(m.RevisionKey),
+		UpdateExpression:                    aws.String("SET #rev = :rev, #at = :at, #send = :send, #upd = :upd, #weak = :weak"),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllOld,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -83,20 +98,20 @@ func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev Revis
 			}
 			return stored, stored.Revision == m.Revision, nil
 		}
-		return RevisionMark{}, false, fmt.Errorf("advance revision of %s for %s: %w", m.Certificate, m.Holder, err)
+		return RevisionMark{}, false, fmt.Errorf("advance revision of %s: %w", m.Certificate, err)
 	}
 	return markFrom(m.RevisionKey, out.Attributes), true, nil
 }
 
-// GetRevision reads the newest revision recorded for k (strongly consistent);
+// GetRevision reads the newest revision recorded for certificate k (strongly consistent);
 // ErrNotFound when none is.
 func (s *Store) GetRevision(ctx context.Context, k RevisionKey) (RevisionMark, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: revisionKey(k), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return RevisionMark{}, fmt.Errorf("get revision of %s for %s: %w", k.Certificate, k.Holder, err)
+		return RevisionMark{}, fmt.Errorf("get revision of %s: %w", k.Certificate, err)
 	}
 	if len(out.Item) == 0 {
-		return RevisionMark{}, fmt.Errorf("revision of %s for %s: %w", k.Certificate, k.Holder, ErrNotFound)
+		return RevisionMark{}, fmt.Errorf("revision of %s: %w", k.Certificate, ErrNotFound)
 	}
 	return markFrom(k, out.Item), nil
 }
@@ -106,6 +121,9 @@ func markFrom(k RevisionKey, item map[string]types.AttributeValue) RevisionMark 
 		return RevisionMark{}
 	}
 	m := RevisionMark{RevisionKey: k, Revision: attrS(item, "revision"), SendID: attrS(item, "sendId")}
+	if b, ok := item["weak"].(*types.AttributeValueMemberBOOL); ok {
+		m.Weak = b.Value
+	}
 	if n, ok := item["eventAt"].(*types.AttributeValueMemberN); ok {
 		if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
 			m.EventAt = time.UnixMilli(ms).UTC()

@@ -9,13 +9,13 @@ import (
 	"github.com/coiflow/coiflow/internal/store"
 )
 
-// TestAdvanceRevision: the newest event's revision wins whatever the order of
-// arrival; a redelivery of the current revision is current; an older one is
-// not, and reports the newer mark.
+// TestAdvanceRevision: the newest event's revision of a certificate wins
+// whatever the order of arrival; a redelivery of the current revision is
+// current; an older one is not, and reports the newer mark.
 func TestAdvanceRevision(t *testing.T) {
 	st, _ := newSendsStore(t)
 	ctx := context.Background()
-	k := store.RevisionKey{Certificate: "cert-1", Holder: "holder-1"}
+	k := store.RevisionKey{Certificate: "cert-1"}
 	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	mark := func(rev string, at time.Time) store.RevisionMark {
 		return store.RevisionMark{RevisionKey: k, Revision: rev, EventAt: at, SendID: "snd_" + rev}
@@ -57,6 +57,67 @@ func TestAdvanceRevision(t *testing.T) {
 	if _, _, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k}); err == nil {
 		t.Fatal("a mark without revision was accepted")
 	}
+
+	// An event without a time of its own (weak: its arrival time) never
+	// replaces another revision, however late it arrives; it is current when
+	// it is the stored revision; a timed event replaces a weak mark.
+	weak := mark("r9", t0.Add(24*time.Hour))
+	weak.Weak = true
+	if prev, cur, err := st.AdvanceRevision(ctx, weak); err != nil || cur || prev.Revision != "r3" {
+		t.Fatalf("weak over a timed mark: %+v %v %v", prev, cur, err)
+	}
+	k2 := store.RevisionKey{Certificate: "cert-weak"}
+	w := store.RevisionMark{RevisionKey: k2, Revision: "w1", EventAt: t0.Add(time.Hour), Weak: true, SendID: "snd_w1"}
+	if _, cur, err := st.AdvanceRevision(ctx, w); err != nil || !cur {
+		t.Fatalf("weak first mark: %v %v", cur, err)
+	}
+	if prev, cur, err := st.AdvanceRevision(ctx, w); err != nil || !cur || !prev.Weak {
+		t.Fatalf("weak redelivery: %+v %v %v", prev, cur, err)
+	}
+	timed := store.RevisionMark{RevisionKey: k2, Revision: "w0", EventAt: t0, SendID: "snd_w0"}
+	if prev, cur, err := st.AdvanceRevision(ctx, timed); err != nil || !cur || prev.Revision != "w1" {
+		t.Fatalf("timed over weak: %+v %v %v", prev, cur, err)
+	}
+}
+
+// TestHoldAndResendGuardedByLatestRevision: a hold or a resend claim for an
+// older revision is refused (nothing written) and names the newer one.
+func TestHoldAndResendGuardedByLatestRevision(t *testing.T) {
+	st, _ := newSendsStore(t)
+	ctx := context.Background()
+	k := store.RevisionKey{Certificate: "cert-1"}
+	if _, _, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k, Revision: "r2", EventAt: time.Now(), SendID: "snd_new"}); err != nil {
+		t.Fatal(err)
+	}
+	h := sampleHold("h-old")
+	h.Revision = "r1"
+	rec := holdSend(h)
+	var ce *store.ClaimConflictError
+	if err := st.PutHoldOf(ctx, h, rec, &k); !errors.As(err, &ce) || !ce.Superseded || ce.Newer.Revision != "r2" {
+		t.Fatalf("hold of an older revision: %v", err)
+	}
+	if _, err := st.GetHold(ctx, h.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused hold was written: %v", err)
+	}
+	h.Revision, rec.Revision = "r2", "r2"
+	if err := st.PutHoldOf(ctx, h, rec, &k); err != nil {
+		t.Fatalf("hold of the newest revision: %v", err)
+	}
+
+	sent := sampleSend("snd_r1")
+	sent.Revision = "r1"
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: sent, Owner: "o", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CompleteSend(ctx, sent.ID, "o", store.Completion{Status: store.SendSent}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ClaimResendOf(ctx, sent.ID, "snd_r1_resend", "", &k, "r1"); !errors.As(err, &ce) || !ce.Superseded {
+		t.Fatalf("resend of an older revision: %v", err)
+	}
+	if got, _ := st.GetSend(ctx, sent.ID); got.SupersededBy != "" {
+		t.Fatalf("the refused resend marked the send: %+v", got)
+	}
 }
 
 // TestClaimGuardedByLatestRevision: a claim for an older revision is refused
@@ -65,7 +126,7 @@ func TestAdvanceRevision(t *testing.T) {
 func TestClaimGuardedByLatestRevision(t *testing.T) {
 	st, _ := newSendsStore(t)
 	ctx := context.Background()
-	k := store.RevisionKey{Certificate: "cert-2", Holder: "holder-2"}
+	k := store.RevisionKey{Certificate: "cert-2"}
 	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	if _, _, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k, Revision: "r2", EventAt: t0, SendID: "snd_new"}); err != nil {
 		t.Fatal(err)
@@ -88,7 +149,7 @@ func TestClaimGuardedByLatestRevision(t *testing.T) {
 		t.Fatalf("current revision: %v", err)
 	}
 	other := sampleSend("snd_unmarked")
-	if _, err := st.ClaimSend(ctx, store.Claim{Send: other, Owner: "o", Lease: time.Minute, Latest: &store.RevisionKey{Certificate: "cert-3", Holder: "h"}}); err != nil {
+	if _, err := st.ClaimSend(ctx, store.Claim{Send: other, Owner: "o", Lease: time.Minute, Latest: &store.RevisionKey{Certificate: "cert-3"}}); err != nil {
 		t.Fatalf("no mark recorded: %v", err)
 	}
 	// The record guard still applies behind the revision guard.

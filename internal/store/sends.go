@@ -383,10 +383,10 @@ func (s *Store) ClaimSend(ctx context.Context, c Claim) (Send, error) {
 			if errors.As(err, &tce) && len(tce.CancellationReasons) == len(items) {
 				r := tce.CancellationReasons
 				switch {
-				case policyAt >= 0 && isCCF(r[policyAt].Code):
-					return Send{}, &ClaimConflictError{ID: rec.ID, PolicyCancelled: true}
 				case latestAt >= 0 && isCCF(r[latestAt].Code):
 					return Send{}, &ClaimConflictError{ID: rec.ID, Superseded: true, Newer: markFrom(*c.Latest, r[latestAt].Item)}
+				case policyAt >= 0 && isCCF(r[policyAt].Code):
+					return Send{}, &ClaimConflictError{ID: rec.ID, PolicyCancelled: true}
 				case isCCF(r[updAt].Code):
 					return ownClaim(s.claimConflict(ctx, rec.ID, r[updAt].Item), c.Owner)
 				}
@@ -537,6 +537,14 @@ func (s *Store) MarkSendUnknown(ctx context.Context, id, owner, reason string) e
 // (a live SENDING claim), or does not exist (read it to tell). It clears
 // retryable: once resent, the original is never claimed again (ClaimSend).
 func (s *Store) ClaimResend(ctx context.Context, id, newID, key string) error {
+	return s.ClaimResendOf(ctx, id, newID, key, nil, "")
+}
+
+// ClaimResendOf is ClaimResend that also requires revision to be the newest
+// recorded for latest (when set), in the same transaction: a resend of an
+// older revision would send the newer content. That refusal is a
+// *ClaimConflictError with Superseded set.
+func (s *Store) ClaimResendOf(ctx context.Context, id, newID, key string, latest *RevisionKey, revision string) error {
 	if id == "" || newID == "" {
 		return fmt.Errorf("claim resend of %q: id and new id are required", id)
 	}
@@ -554,10 +562,23 @@ func (s *Store) ClaimResend(ctx context.Context, id, newID, key string) error {
 	if u.err != nil {
 		return fmt.Errorf("claim resend of %s: %w", id, u.err)
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table), Key: sendKey(id), UpdateExpression: aws.String(u.expression()),
-		ConditionExpression: aws.String(cond), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values,
-	})
+	var err error
+	if latest == nil {
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(s.table), Key: sendKey(id), UpdateExpression: aws.String(u.expression()),
+			ConditionExpression: aws.String(cond), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values,
+		})
+	} else {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{ConditionCheck: latestCheck(s.table, *latest, revision)},
+			{Update: &types.Update{TableName: aws.String(s.table), Key: sendKey(id), UpdateExpression: aws.String(u.expression()),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: u.names, ExpressionAttributeValues: u.values}},
+		}})
+		var tce *types.TransactionCanceledException
+		if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 && isCCF(tce.CancellationReasons[0].Code) {
+			return &ClaimConflictError{ID: id, Superseded: true, Newer: markFrom(*latest, tce.CancellationReasons[0].Item)}
+		}
+	}
 	if err != nil {
 		if isConditionFailed(err) {
 			return fmt.Errorf("claim resend of %s: %w", id, ErrConflict)
