@@ -125,9 +125,16 @@ func (s *Service) handleCertificate(ctx context.Context, j jobs.Job, rcpts []rec
 	if len(rcpts) == 0 {
 		rcpts = []recipient{{}}
 	}
+	// The certificate's revision is recorded once for the event, with every
+	// recipient of the event as its own (see advance).
+	log := s.log.With("requestId", j.RequestID, "eventId", j.Event.ID, "certificateId", j.Event.Certificate.ID)
+	adv, err := s.advance(ctx, j.Event, rcpts, log)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, r := range rcpts {
-		if err := s.handleRecipient(ctx, j, set, r, heldReissue); err != nil {
+		if err := s.handleRecipient(ctx, j, set, r, heldReissue, adv); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -136,19 +143,22 @@ func (s *Service) handleCertificate(ctx context.Context, j jobs.Job, rcpts []rec
 
 // handleRecipient decides one recipient; when a newer revision of the
 // certificate is recorded meanwhile, it decides again against it.
-func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Settings, r recipient, heldReissue bool) error {
+func (s *Service) handleRecipient(ctx context.Context, j jobs.Job, set store.Settings, r recipient, heldReissue bool, adv advanced) error {
 	for try := 0; ; try++ {
-		err := s.decide(ctx, j, set, r, heldReissue)
+		err := s.decide(ctx, j, set, r, heldReissue, adv)
 		if !errors.Is(err, errSuperseded) {
 			return err
 		}
 		if try >= 2 {
 			return fmt.Errorf("certificate %s: %w three times in a row", j.Event.Certificate.ID, err)
 		}
+		if adv, err = s.reread(ctx, adv); err != nil {
+			return err
+		}
 	}
 }
 
-func (s *Service) decide(ctx context.Context, j jobs.Job, set store.Settings, r recipient, heldReissue bool) error {
+func (s *Service) decide(ctx context.Context, j jobs.Job, set store.Settings, r recipient, heldReissue bool, adv advanced) error {
 	ev := j.Event
 	cert := *ev.Certificate
 	facts := Facts{Certificate: cert, HasHolder: r.Key != "" || r.hasRecipient(), HasRecipient: r.hasRecipient(), HeldReissue: heldReissue}
@@ -158,17 +168,17 @@ func (s *Service) decide(ctx context.Context, j jobs.Job, set store.Settings, r 
 		policy = store.NormalisePolicyNumber(ev.Policy.Number)
 	}
 	rec.PolicyNumber = policy
-	latest := revisionKeyOf(cert.ID)
+	latest := adv.key
 	at, _ := eventTime(ev)
 	log := s.log.With("requestId", rec.RequestID, "eventId", rec.EventID, "certificateId", rec.CertificateID, "holderId", rec.HolderID, "sendId", rec.ID)
-	newest, current, err := s.advance(ctx, ev, rec, latest, log)
-	if err != nil {
-		return err
-	}
-	if !current {
-		return s.stale(ctx, rec, r, newest, latest, at, log)
+	if !adv.current {
+		return s.stale(ctx, rec, r, adv.newest, latest, at, log)
 	}
 	reasons := Evaluate(set.Rules, facts)
+	if adv.untimed {
+		// A revision change known only from arrival order: staff look first.
+		reasons = append(reasons, ReasonUntimedRevision)
+	}
 	if len(reasons) > 0 {
 		// Held anyway: read the policy status so the hold lists every reason.
 		if policy != "" && set.Rules.HoldCancelledPolicy {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coiflow/coiflow/internal/event"
@@ -51,44 +52,94 @@ func eventTime(ev event.Event) (at time.Time, weak bool) {
 	return ev.OccurredAt, false
 }
 
-// advance records rec's revision as the newest of its certificate and, when
-// it replaces another, holds again every pending hold of an older revision.
-// current is false when a newer revision was recorded already; newest is the
-// newest revision then.
-func (s *Service) advance(ctx context.Context, ev event.Event, rec store.Send, key *store.RevisionKey, log *slog.Logger) (newest store.RevisionMark, current bool, err error) {
-	if key == nil {
-		return store.RevisionMark{}, true, nil
-	}
-	at, weak := eventTime(ev)
-	prev, current, err := s.st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: *key, Revision: rec.Revision, EventAt: at, Weak: weak, SendID: rec.ID})
-	if err != nil {
-		return store.RevisionMark{}, false, err
-	}
-	if !current {
-		return prev, false, nil
-	}
-	if prev.Revision != "" && prev.Revision != rec.Revision {
-		log.Info("certificate revised", "revision", rec.Revision, "previousRevision", prev.Revision)
-		s.reholdOlder(ctx, key, rec, log)
-	}
-	return store.RevisionMark{RevisionKey: *key, Revision: rec.Revision, SendID: rec.ID}, true, nil
+// advanced is how an event's certificate revision stands against the
+// recorded newest one.
+type advanced struct {
+	key      *store.RevisionKey // nil: no certificate id, no guard
+	revision string             // the event's revision
+	current  bool               // the event's revision is the newest
+	newest   store.RevisionMark // the newest revision when it is not
+	// untimed: the event has no time of its own and changed the revision;
+	// only its arrival says it is newer.
+	untimed bool
 }
 
-// reholdOlder holds again, at rec's revision, every pending hold of another
-// revision of rec's certificate — but for rec's own recipient, whose hold is
-// only rejected: the event being handled decides for that recipient. Best
-// effort: a hold left behind cannot be approved (its claim is refused), and
-// its approval re-holds it then.
-func (s *Service) reholdOlder(ctx context.Context, key *store.RevisionKey, rec store.Send, log *slog.Logger) {
+// advance records the event's certificate revision as the newest, unless a
+// newer one is recorded. When it replaces another revision, every pending hold
+// of an older revision is held again at this one — but for the event's own
+// recipients (rcpts), whose old holds are only rejected: the event decides
+// for them.
+func (s *Service) advance(ctx context.Context, ev event.Event, rcpts []recipient, log *slog.Logger) (advanced, error) {
+	cert := *ev.Certificate
+	adv := advanced{key: revisionKeyOf(cert.ID), revision: revisionOf(cert), current: true}
+	if adv.key == nil {
+		return adv, nil
+	}
+	at, weak := eventTime(ev)
+	first := SendID(cert.ID, rcpts[0].sendKey(), adv.revision)
+	prev, current, err := s.st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: *adv.key, Revision: adv.revision, EventAt: at, Weak: weak, SendID: first})
+	if err != nil {
+		return advanced{}, err
+	}
+	if !current {
+		adv.current, adv.newest = false, prev
+		return adv, nil
+	}
+	if prev.Revision != "" && prev.Revision != adv.revision {
+		adv.untimed = weak
+		log.Info("certificate revised", "revision", adv.revision, "previousRevision", prev.Revision, "untimed", weak)
+		s.reholdOlder(ctx, adv, rcpts, log)
+	}
+	return adv, nil
+}
+
+// reread is adv after a newer revision was recorded meanwhile.
+func (s *Service) reread(ctx context.Context, adv advanced) (advanced, error) {
+	m, err := s.st.GetRevision(ctx, *adv.key)
+	if err != nil {
+		return advanced{}, err
+	}
+	adv.current, adv.newest, adv.untimed = m.Revision == adv.revision, m, false
+	return adv, nil
+}
+
+// ownedBy reports whether hold h is for one of rcpts: the same send key, or
+// a shared email address or fax number (a master-certificate reissue keys its
+// recipients by address, a holder event by NowCerts holder id).
+func ownedBy(h store.Hold, rcpts []recipient) bool {
+	hr := recipientOf(h.HolderID, h.HolderName, h.HolderEmail, h.Fax, nil)
+	fd := faxDigits(h.Fax)
+	for _, r := range rcpts {
+		if r.Key != "" && idKey(r.sendKey()) == idKey(hr.sendKey()) {
+			return true
+		}
+		for _, e := range r.Emails {
+			if slices.ContainsFunc(hr.Emails, func(x string) bool { return strings.EqualFold(x, e) }) {
+				return true
+			}
+		}
+		if fd != "" && faxDigits(r.Fax) == fd {
+			return true
+		}
+	}
+	return false
+}
+
+// reholdOlder holds again, at adv's revision, every pending hold of another
+// revision of the certificate, but rejects those of rcpts (after a timed
+// change: the event decides for them). Best effort: a hold
+// left behind cannot be approved (its claim is refused), and its approval
+// re-holds it then.
+func (s *Service) reholdOlder(ctx context.Context, adv advanced, rcpts []recipient, log *slog.Logger) {
 	cursor := ""
 	for range 20 { // 20 pages of 500: far beyond one certificate's holders
-		page, next, err := s.st.QuerySends(ctx, store.SendFilter{CertificateID: rec.CertificateID, Limit: 500, Cursor: cursor})
+		page, next, err := s.st.QuerySends(ctx, store.SendFilter{CertificateID: adv.key.Certificate, Limit: 500, Cursor: cursor})
 		if err != nil {
 			log.Warn("older holds of the certificate not checked", errAttr(err))
 			return
 		}
 		for _, old := range page {
-			if old.HoldID == "" || old.Revision == rec.Revision || (old.Status != store.SendHeld && old.Status != store.SendFailed) {
+			if old.HoldID == "" || old.Revision == adv.revision || (old.Status != store.SendHeld && old.Status != store.SendFailed) {
 				continue
 			}
 			h, err := s.st.GetHold(ctx, old.HoldID)
@@ -99,9 +150,10 @@ func (s *Service) reholdOlder(ctx context.Context, key *store.RevisionKey, rec s
 			if h.Status != store.HoldPending {
 				continue
 			}
-			r := recipientOf(h.HolderID, h.HolderName, h.HolderEmail, h.Fax, nil)
-			if SendID(h.CertificateID, r.sendKey(), rec.Revision) == rec.ID {
-				what := fmt.Sprintf("superseded: revision %s of the certificate arrived for this holder (send %s)", rec.Revision, rec.ID)
+			// After an untimed change the old hold's reasons are kept: which
+			// content is current is not known.
+			if ownedBy(h, rcpts) && !adv.untimed {
+				what := fmt.Sprintf("superseded: revision %s of the certificate arrived for this holder (event decides again)", adv.revision)
 				if err := s.reject(ctx, h.ID, SystemActor, what); err != nil && !errors.Is(err, ErrConflict) {
 					log.Warn("older hold not rejected", "holdId", h.ID, errAttr(err))
 				} else if err == nil {
@@ -109,7 +161,7 @@ func (s *Service) reholdOlder(ctx context.Context, key *store.RevisionKey, rec s
 				}
 				continue
 			}
-			if _, err := s.supersede(ctx, h, key, rec.Revision, log); err != nil {
+			if _, err := s.supersede(ctx, h, adv.key, adv.revision, log); err != nil {
 				log.Warn("older hold not held again", "holdId", h.ID, errAttr(err))
 			}
 		}
@@ -144,7 +196,7 @@ func (s *Service) supersede(ctx context.Context, h store.Hold, key *store.Revisi
 		}
 		rev = m.Revision
 	}
-	what := fmt.Sprintf("superseded: revision %s of the certificate arrived; held again at that revision as hold %s", rev, newHold)
+	what := fmt.Sprintf("superseded: revision %s of the certificate arrived; the holder is decided again at that revision (hold %s)", rev, newHold)
 	switch err := s.reject(ctx, h.ID, SystemActor, what); {
 	case err == nil, errors.Is(err, ErrConflict):
 	default:
@@ -185,9 +237,20 @@ func (s *Service) stale(ctx context.Context, rec store.Send, r recipient, newest
 			return merr
 		}
 		return nil
-	case !(ex.Status == store.SendFailed && ex.Retryable && ex.HoldID == ""):
+	case ex.Status == store.SendFailed && ex.HoldID == "" && (ex.Retryable || mentionsPendingApproval(ex.Answer)):
+		// Never sent: a retry, or NowCerts' "pending approval" whose hold
+		// lost the race with the newer revision.
+	default:
 		log.Info("older revision already handled; a newer one exists", "revision", rec.Revision, "status", ex.Status, "newerRevision", newest.Revision)
 		return nil
+	}
+	// The holder may have the newest revision under its other key (a
+	// master-certificate reissue keys recipients by address).
+	if alt := syntheticKey(r.Emails, r.Fax); alt != "" && alt != r.sendKey() {
+		if ax, err := s.st.GetSend(ctx, SendID(rec.CertificateID, alt, newest.Revision)); err == nil && ax.Status != store.SendFailed {
+			log.Info("older revision's holder already has the newest", "revision", rec.Revision, "newerRevision", newest.Revision, "status", ax.Status)
+			return nil
+		}
 	}
 	log.Info("event for an older revision: held at the newest for review", "revision", rec.Revision, "newerRevision", newest.Revision)
 	rec.ID, rec.Revision = SendID(rec.CertificateID, r.sendKey(), newest.Revision), newest.Revision

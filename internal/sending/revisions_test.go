@@ -3,6 +3,7 @@ package sending
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -248,11 +249,18 @@ func TestHoldWithAFailedApprovalIsHeldAgain(t *testing.T) {
 	if len(pending) != 1 || pending[0].Revision != "rev-2" {
 		t.Fatalf("pending holds = %+v", pending)
 	}
+	if _, err := h.svc.Approve(ctx, holds[0].ID, "jane"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("approval of the revision 1 hold: %v", err)
+	}
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends, want holder B's only", n)
+	}
 }
 
 // TestEventWithoutTimeDoesNotOverrideANewerRevision: an event with no time of
-// its own is ordered by its arrival, which says nothing about its revision:
-// it never replaces the recorded revision, and the newer hold stands.
+// its own is ordered by its arrival, which says little about its revision:
+// its revision change is never sent automatically, and the held revision's
+// reasons stay with the holder.
 func TestEventWithoutTimeDoesNotOverrideANewerRevision(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
@@ -268,7 +276,61 @@ func TestEventWithoutTimeDoesNotOverrideANewerRevision(t *testing.T) {
 		t.Fatalf("%d sends: the untimed older event released the held revision", n)
 	}
 	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
-	if len(pending) != 1 || pending[0].Revision != "rev-2" {
+	if len(pending) != 1 || !slices.Contains(pending[0].Reasons, ReasonAdditionalInsured) || !slices.Contains(pending[0].Reasons, ReasonNewerRevision) {
+		t.Fatalf("pending holds = %+v", pending)
+	}
+}
+
+// TestUntimedRevisionsAreHeldNotLost: events without times still move the
+// certificate to a later revision (by arrival), but such a change is held
+// for review, never sent automatically or dropped.
+func TestUntimedRevisionsAreHeldNotLost(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i, rev := range []string{"u-1", "u-2"} {
+		ev := revisionEvent(rev, time.Time{}, false)
+		ev.ReceivedAt = now.Add(time.Duration(i) * time.Minute)
+		if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends, want the first revision's only", n)
+	}
+	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(pending) != 1 || pending[0].Revision != "u-2" || !slices.Equal(pending[0].Reasons, []string{ReasonUntimedRevision}) {
+		t.Fatalf("pending holds = %+v", pending)
+	}
+	// A timed event from before the untimed one's arrival is not newer.
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("t-0", now.Add(-time.Hour), false))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends after an older timed event", n)
+	}
+}
+
+// TestTwoHoldersOfARevisedCertificate: both holders of revision 1 are held
+// (additional insured); revision 2 without it reaches both in one event: both
+// are sent, neither is left held with the old reason.
+func TestTwoHoldersOfARevisedCertificate(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	for i, ai := range []bool{true, false} {
+		c := ready(fmt.Sprintf("rev-%d", i+1))
+		c.AdditionalInsured = ai
+		ev := holderEvent(c, seedHolders[holderEmail], seedHolders[holderFax])
+		ev.OccurredAt = t0.Add(time.Duration(i) * time.Minute)
+		if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.sends()); n != 2 {
+		t.Fatalf("%d sends, want both holders at revision 2", n)
+	}
+	if pending, _ := h.svc.ListHolds(ctx, HoldQuery{}); len(pending) != 0 {
 		t.Fatalf("pending holds = %+v", pending)
 	}
 }
@@ -332,5 +394,35 @@ func TestPendingApprovalHoldTakesTheCorrectedAddress(t *testing.T) {
 	holds, _ = h.svc.ListHolds(ctx, HoldQuery{})
 	if len(holds) != 1 || holds[0].HolderEmail != "risk@springfield.example" {
 		t.Fatalf("holds after the correction = %+v", holds)
+	}
+}
+
+// TestReissueToAHeldHolder: holder A's revision 1 is held (holder event,
+// keyed by NowCerts holder id); a master-certificate update reissues
+// revision 2 automatically to the certificate's historical holders (keyed by
+// address), A among them. A gets revision 2 once: the old hold is rejected,
+// not held again beside the reissue.
+func TestReissueToAHeldHolder(t *testing.T) {
+	set := store.DefaultSettings(store.DefaultAgency)
+	set.ReissueOnMasterUpdate = store.ReissueAuto
+	h := newHarness(t, harnessOptions{settings: &set})
+	ctx := context.Background()
+	if _, err := h.sb.Seed(nowcertssandbox.SeedData{HistoricalHolders: []nowcertssandbox.HistoricalHolder{{
+		Name: "Northwind Property Management", EMail: "coi@northwind-pm.example", CertificateID: certReady,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", time.Now().UTC().Add(-time.Hour), true))); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Handle(ctx, sendJob(masterEvent(certReady, "rev-2"))); err != nil {
+		t.Fatal(err)
+	}
+	sends := h.sends()
+	if len(sends) != 1 || !slices.Equal(sends[0].Emails, []string{"coi@northwind-pm.example"}) {
+		t.Fatalf("sends = %+v", sends)
+	}
+	if pending, _ := h.svc.ListHolds(ctx, HoldQuery{}); len(pending) != 0 {
+		t.Fatalf("pending holds = %+v", pending)
 	}
 }

@@ -21,6 +21,9 @@ const (
 	// (a hold of it, or an event that arrived late); NowCerts would send the
 	// newer content, so staff look at it first.
 	ReasonNewerRevision = "certificate changed since (a newer revision arrived): review before sending"
+	// ReasonUntimedRevision: an event without a time of its own changed the
+	// certificate's revision; only its arrival says it is the newer one.
+	ReasonUntimedRevision = "certificate revision from an event without a time: order unknown, review before sending"
 )
 
 // Facts are what the rules look at for one (certificate, holder) pair.

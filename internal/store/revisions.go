@@ -31,9 +31,10 @@ type RevisionMark struct {
 	Revision string
 	// EventAt orders revisions: the time of the event that carried it.
 	EventAt time.Time
-	// Weak: the event had no time of its own (EventAt is when it arrived). A
-	// weak mark never replaces a stored mark of another revision, and any
-	// timed event replaces a weak mark.
+	// Weak: the event had no time of its own (EventAt is when it arrived,
+	// an upper bound of when it happened). Marks are ordered by EventAt
+	// either way; the caller decides what an order that rests on an arrival
+	// time may do (coiflow holds such a revision change for review).
 	Weak bool
 	// SendID is a send record made for this revision (the first recipient's).
 	SendID string
@@ -46,24 +47,19 @@ func revisionKey(k RevisionKey) map[string]types.AttributeValue {
 	}
 }
 
-// Conditions under which the mark with :rev at :at replaces the stored one:
-// none stored; for a timed event also a weak stored mark, an earlier event,
-// or (same instant) a revision that sorts after it.
-const (
-	revisionNewer     = "attribute_not_exists(PK) OR #weak = :true OR #at < :at OR (#at = :at AND #rev < :rev)"
-	revisionNewerWeak = "attribute_not_exists(PK)"
-)
+// revisionNewer is the condition under which the mark with :rev at :at
+// replaces the stored one: none stored, an earlier event, or (same instant)
+// a revision that sorts after it.
+const revisionNewer = "attribute_not_exists(PK) OR #at < :at OR (#at = :at AND #rev < :rev)"
 
 // AdvanceRevision records m as the newest revision of its certificate, unless
-// the stored mark is newer (or m is weak and the stored mark is another
-// revision). current says whether m's revision
+// the stored mark is newer. current says whether m's revision
 // is the newest now (it was recorded, or it is the stored one: a redelivery);
 // prev is the mark as it was before (zero when there was none).
 func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev RevisionMark, current bool, err error) {
 	if m.Certificate == "" || m.Revision == "" {
 		return RevisionMark{}, false, errors.New("advance revision: certificate and revision are required")
 	}
-	cond := revisionNewer
 	names := map[string]string{"#rev": "revision", "#at": "eventAt", "#send": "sendId", "#upd": "updatedAt", "#weak": "weak"}
 	values := map[string]types.AttributeValue{
 		":rev":  &types.AttributeValueMemberS{Value: m.Revision},
@@ -72,16 +68,11 @@ func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev Revis
 		":upd":  &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)},
 		":weak": &types.AttributeValueMemberBOOL{Value: m.Weak},
 	}
-	if m.Weak {
-		cond = revisionNewerWeak
-	} else {
-		values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
-	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 revisionKey(m.RevisionKey),
 		UpdateExpression:                    aws.String("SET #rev = :rev, #at = :at, #send = :send, #upd = :upd, #weak = :weak"),
-		ConditionExpression:                 aws.String(cond),
+		ConditionExpression:                 aws.String(revisionNewer),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllOld,

@@ -58,14 +58,9 @@ func TestAdvanceRevision(t *testing.T) {
 		t.Fatal("a mark without revision was accepted")
 	}
 
-	// An event without a time of its own (weak: its arrival time) never
-	// replaces another revision, however late it arrives; it is current when
-	// it is the stored revision; a timed event replaces a weak mark.
-	weak := mark("r9", t0.Add(24*time.Hour))
-	weak.Weak = true
-	if prev, cur, err := st.AdvanceRevision(ctx, weak); err != nil || cur || prev.Revision != "r3" {
-		t.Fatalf("weak over a timed mark: %+v %v %v", prev, cur, err)
-	}
+	// An event without a time of its own is ordered by its arrival (an upper
+	// bound of when it happened) and says so; a timed event must be later
+	// than that arrival to replace it.
 	k2 := store.RevisionKey{Certificate: "cert-weak"}
 	w := store.RevisionMark{RevisionKey: k2, Revision: "w1", EventAt: t0.Add(time.Hour), Weak: true, SendID: "snd_w1"}
 	if _, cur, err := st.AdvanceRevision(ctx, w); err != nil || !cur {
@@ -74,9 +69,15 @@ func TestAdvanceRevision(t *testing.T) {
 	if prev, cur, err := st.AdvanceRevision(ctx, w); err != nil || !cur || !prev.Weak {
 		t.Fatalf("weak redelivery: %+v %v %v", prev, cur, err)
 	}
-	timed := store.RevisionMark{RevisionKey: k2, Revision: "w0", EventAt: t0, SendID: "snd_w0"}
-	if prev, cur, err := st.AdvanceRevision(ctx, timed); err != nil || !cur || prev.Revision != "w1" {
-		t.Fatalf("timed over weak: %+v %v %v", prev, cur, err)
+	if prev, cur, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k2, Revision: "w0", EventAt: t0, SendID: "snd_w0"}); err != nil || cur || prev.Revision != "w1" {
+		t.Fatalf("timed before the weak arrival: %+v %v %v", prev, cur, err)
+	}
+	if prev, cur, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k2, Revision: "w2", EventAt: t0.Add(2 * time.Hour), SendID: "snd_w2"}); err != nil || !cur || prev.Revision != "w1" {
+		t.Fatalf("timed after the weak arrival: %+v %v %v", prev, cur, err)
+	}
+	w3 := store.RevisionMark{RevisionKey: k2, Revision: "w3", EventAt: t0.Add(3 * time.Hour), Weak: true, SendID: "snd_w3"}
+	if prev, cur, err := st.AdvanceRevision(ctx, w3); err != nil || !cur || prev.Revision != "w2" {
+		t.Fatalf("weak arriving later: %+v %v %v", prev, cur, err)
 	}
 }
 
