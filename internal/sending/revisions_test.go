@@ -14,6 +14,14 @@ import (
 	"github.com/coiflow/coiflow/internal/store"
 )
 
+// mustHandle runs one send job for ev through the worker.
+func mustHandle(t *testing.T, h *harness, ev event.Event) {
+	t.Helper()
+	if err := h.svc.Handle(context.Background(), sendJob(ev)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // revisionEvent is a holder event for revision rev of certReady to the
 // email holder, at a given event time.
 func revisionEvent(rev string, at time.Time, ai bool) event.Event {
@@ -33,16 +41,12 @@ func TestNewerRevisionRetiresTheOlderHold(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-1", t0, true))
 	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
 	if len(holds) != 1 || holds[0].Revision != "rev-1" {
 		t.Fatalf("holds = %+v", holds)
 	}
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), false))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-2", t0.Add(time.Minute), false))
 	if n := len(h.sends()); n != 1 {
 		t.Fatalf("%d sends, want revision 2's", n)
 	}
@@ -68,16 +72,12 @@ func TestOutOfDateHoldIsNotApproved(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-1", t0, true))
 	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
 	if _, err := h.st.BeginApproval(ctx, holds[0].ID, "bob", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-2", t0.Add(time.Minute), true))
 	// bob's approval died; its lease runs out.
 	h.clk.Add(3 * time.Minute)
 	_, err := h.svc.Approve(ctx, holds[0].ID, "jane")
@@ -111,9 +111,7 @@ func TestRetryOfAnOlderRevisionDoesNotReleaseAHeldOne(t *testing.T) {
 	if err := h.svc.Handle(ctx, first); err == nil {
 		t.Fatal("the failed send did not ask for a retry")
 	}
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-2", t0.Add(time.Minute), true))
 	if err := h.svc.Handle(ctx, first); err != nil {
 		t.Fatalf("redelivery: %v", err)
 	}
@@ -135,13 +133,9 @@ func TestLateOlderRevisionIsDropped(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), false))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-2", t0.Add(time.Minute), false))
 	for _, ai := range []bool{false, true} {
-		if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, ai))); err != nil {
-			t.Fatal(err)
-		}
+		mustHandle(t, h, revisionEvent("rev-1", t0, ai))
 	}
 	if n := len(h.sends()); n != 1 {
 		t.Fatalf("%d sends, want revision 2's only", n)
@@ -162,9 +156,7 @@ func TestResendOfAnOlderRevisionIsRefused(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
 	for i, rev := range []string{"rev-1", "rev-2"} {
-		if err := h.svc.Handle(ctx, sendJob(revisionEvent(rev, t0.Add(time.Duration(i)*time.Minute), false))); err != nil {
-			t.Fatal(err)
-		}
+		mustHandle(t, h, revisionEvent(rev, t0.Add(time.Duration(i)*time.Minute), false))
 	}
 	old := SendID(certReady, strings.ToLower(holderEmail), "rev-1")
 	_, err := h.svc.Resend(ctx, ResendRequest{SendID: old, By: "bob", Reason: "holder asked"})
@@ -193,18 +185,14 @@ func TestNewerRevisionReholdsOtherHolders(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-1", t0, true))
 	old, _ := h.svc.ListHolds(ctx, HoldQuery{})
 	if len(old) != 1 {
 		t.Fatalf("holds = %+v", old)
 	}
 	toB := holderEvent(ready("rev-2"), seedHolders[holderFax])
 	toB.OccurredAt = t0.Add(time.Minute)
-	if err := h.svc.Handle(ctx, sendJob(toB)); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, toB)
 	if n := len(h.sends()); n != 1 {
 		t.Fatalf("%d sends, want holder B's", n)
 	}
@@ -230,9 +218,7 @@ func TestHoldWithAFailedApprovalIsHeldAgain(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", t0, true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-1", t0, true))
 	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
 	if err := h.sb.AddFault(nowcertssandbox.Fault{Path: "SendCertificate", Status: 503, Count: 2}); err != nil {
 		t.Fatal(err)
@@ -242,9 +228,7 @@ func TestHoldWithAFailedApprovalIsHeldAgain(t *testing.T) {
 	}
 	toB := holderEvent(ready("rev-2"), seedHolders[holderFax])
 	toB.OccurredAt = t0.Add(time.Minute)
-	if err := h.svc.Handle(ctx, sendJob(toB)); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, toB)
 	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
 	if len(pending) != 1 || pending[0].Revision != "rev-2" {
 		t.Fatalf("pending holds = %+v", pending)
@@ -264,14 +248,10 @@ func TestHoldWithAFailedApprovalIsHeldAgain(t *testing.T) {
 func TestEventWithoutTimeDoesNotOverrideANewerRevision(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", time.Now().UTC().Add(-time.Hour), true))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-2", time.Now().UTC().Add(-time.Hour), true))
 	late := revisionEvent("rev-1", time.Time{}, false)
 	late.ReceivedAt = time.Now().UTC()
-	if err := h.svc.Handle(ctx, sendJob(late)); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, late)
 	if n := len(h.sends()); n != 0 {
 		t.Fatalf("%d sends: the untimed older event released the held revision", n)
 	}
@@ -291,9 +271,7 @@ func TestUntimedRevisionsAreHeldNotLost(t *testing.T) {
 	for i, rev := range []string{"u-1", "u-2"} {
 		ev := revisionEvent(rev, time.Time{}, false)
 		ev.ReceivedAt = now.Add(time.Duration(i) * time.Minute)
-		if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
-			t.Fatal(err)
-		}
+		mustHandle(t, h, ev)
 	}
 	if n := len(h.sends()); n != 1 {
 		t.Fatalf("%d sends, want the first revision's only", n)
@@ -303,9 +281,7 @@ func TestUntimedRevisionsAreHeldNotLost(t *testing.T) {
 		t.Fatalf("pending holds = %+v", pending)
 	}
 	// A timed event from before the untimed one's arrival is not newer.
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("t-0", now.Add(-time.Hour), false))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("t-0", now.Add(-time.Hour), false))
 	if n := len(h.sends()); n != 1 {
 		t.Fatalf("%d sends after an older timed event", n)
 	}
@@ -323,9 +299,7 @@ func TestTwoHoldersOfARevisedCertificate(t *testing.T) {
 		c.AdditionalInsured = ai
 		ev := holderEvent(c, seedHolders[holderEmail], seedHolders[holderFax])
 		ev.OccurredAt = t0.Add(time.Duration(i) * time.Minute)
-		if err := h.svc.Handle(ctx, sendJob(ev)); err != nil {
-			t.Fatal(err)
-		}
+		mustHandle(t, h, ev)
 	}
 	if n := len(h.sends()); n != 2 {
 		t.Fatalf("%d sends, want both holders at revision 2", n)
@@ -350,13 +324,9 @@ func TestLateEventMarksADeadSendUnknown(t *testing.T) {
 	if _, err := h.st.ClaimSend(ctx, store.Claim{Send: store.Send{ID: id, CertificateID: certReady, Revision: "rev-1", HolderID: holderEmail}, Owner: "dead", Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-2", t0.Add(time.Minute), false))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-2", t0.Add(time.Minute), false))
 	h.clk.Add(3 * time.Minute)
-	if err := h.svc.Handle(ctx, sendJob(first)); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, first)
 	if rec, _ := h.st.GetSend(ctx, id); rec.Status != store.SendUnknown {
 		t.Fatalf("revision 1's record = %+v, want UNKNOWN", rec)
 	}
@@ -377,9 +347,7 @@ func TestPendingApprovalHoldTakesTheCorrectedAddress(t *testing.T) {
 	typo.Email = "risk@sprngfield.example"
 	first := holderEvent(cert, typo)
 	first.OccurredAt = t0
-	if err := h.svc.Handle(ctx, sendJob(first)); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, first)
 	holds, _ := h.svc.ListHolds(ctx, HoldQuery{})
 	if len(holds) != 1 || !slices.Contains(holds[0].Reasons, ReasonPendingApproval) {
 		t.Fatalf("holds = %+v", holds)
@@ -388,9 +356,7 @@ func TestPendingApprovalHoldTakesTheCorrectedAddress(t *testing.T) {
 	fixed.Email = "risk@springfield.example"
 	update := holderEvent(cert, fixed)
 	update.ID, update.Type, update.Action, update.OccurredAt = "evt_pending_fixed", "CertificateHolder.Update", event.ActionUpdate, t0.Add(time.Minute)
-	if err := h.svc.Handle(ctx, sendJob(update)); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, update)
 	holds, _ = h.svc.ListHolds(ctx, HoldQuery{})
 	if len(holds) != 1 || holds[0].HolderEmail != "risk@springfield.example" {
 		t.Fatalf("holds after the correction = %+v", holds)
@@ -412,12 +378,8 @@ func TestReissueToAHeldHolder(t *testing.T) {
 	}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.Handle(ctx, sendJob(revisionEvent("rev-1", time.Now().UTC().Add(-time.Hour), true))); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.svc.Handle(ctx, sendJob(masterEvent(certReady, "rev-2"))); err != nil {
-		t.Fatal(err)
-	}
+	mustHandle(t, h, revisionEvent("rev-1", time.Now().UTC().Add(-time.Hour), true))
+	mustHandle(t, h, masterEvent(certReady, "rev-2"))
 	sends := h.sends()
 	if len(sends) != 1 || !slices.Equal(sends[0].Emails, []string{"coi@northwind-pm.example"}) {
 		t.Fatalf("sends = %+v", sends)
