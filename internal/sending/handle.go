@@ -175,11 +175,8 @@ func (s *Service) decide(ctx context.Context, j jobs.Job, set store.Settings, r 
 		return s.stale(ctx, rec, r, adv.newest, latest, at, log)
 	}
 	reasons := Evaluate(set.Rules, facts)
-	if adv.untimed {
-		// A revision change known only from arrival order: staff look first.
-		reasons = append(reasons, ReasonUntimedRevision)
-	}
-	if len(reasons) > 0 {
+	// A revision change known only from arrival order: staff look first.
+	if len(reasons) > 0 || adv.untimed {
 		// Held anyway: read the policy status so the hold lists every reason.
 		if policy != "" && set.Rules.HoldCancelledPolicy {
 			p, err := s.st.GetPolicyStatus(ctx, policy)
@@ -190,6 +187,9 @@ func (s *Service) decide(ctx context.Context, j jobs.Job, set store.Settings, r 
 				return err
 			}
 			reasons = Evaluate(set.Rules, facts)
+		}
+		if adv.untimed {
+			reasons = append(reasons, ReasonUntimedRevision)
 		}
 		return s.hold(ctx, rec, r, reasons, at, latest)
 	}

@@ -280,6 +280,23 @@ func TestUntimedRevisionsAreHeldNotLost(t *testing.T) {
 	if len(pending) != 1 || pending[0].Revision != "u-2" || !slices.Equal(pending[0].Reasons, []string{ReasonUntimedRevision}) {
 		t.Fatalf("pending holds = %+v", pending)
 	}
+	// An untimed change with a rule's reason keeps both (the policy status is
+	// read for held certificates and the reasons recomputed).
+	c := ready("u-3")
+	c.AdditionalInsured, c.PolicyNo = true, "CBC-7"
+	ev := holderEvent(c, seedHolders[holderFax])
+	ev.OccurredAt, ev.ReceivedAt = time.Time{}, now.Add(2*time.Minute)
+	mustHandle(t, h, ev)
+	pending, _ = h.svc.ListHolds(ctx, HoldQuery{})
+	found := false
+	for _, p := range pending {
+		if p.Revision == "u-3" && p.HolderID == holderFax {
+			found = slices.Equal(p.Reasons, []string{ReasonAdditionalInsured, ReasonUntimedRevision})
+		}
+	}
+	if !found {
+		t.Fatalf("pending holds = %+v", pending)
+	}
 	// A timed event from before the untimed one's arrival is not newer.
 	mustHandle(t, h, revisionEvent("t-0", now.Add(-time.Hour), false))
 	if n := len(h.sends()); n != 1 {
