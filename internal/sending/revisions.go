@@ -85,6 +85,9 @@ func (s *Service) advance(ctx context.Context, ev event.Event, rcpts []recipient
 		adv.current, adv.newest = false, prev
 		return adv, nil
 	}
+	// An untimed revision change is held for review at every handling of
+	// that revision (a redelivery, another event of it), not only the first.
+	adv.untimed = prev.UntimedChange && prev.Revision == adv.revision
 	if prev.Revision != "" && prev.Revision != adv.revision {
 		adv.untimed = weak
 		log.Info("certificate revised", "revision", adv.revision, "previousRevision", prev.Revision, "untimed", weak)
@@ -99,7 +102,7 @@ func (s *Service) reread(ctx context.Context, adv advanced) (advanced, error) {
 	if err != nil {
 		return advanced{}, err
 	}
-	adv.current, adv.newest, adv.untimed = m.Revision == adv.revision, m, false
+	adv.current, adv.newest, adv.untimed = m.Revision == adv.revision, m, m.UntimedChange && m.Revision == adv.revision
 	return adv, nil
 }
 

@@ -405,3 +405,29 @@ func TestReissueToAHeldHolder(t *testing.T) {
 		t.Fatalf("pending holds = %+v", pending)
 	}
 }
+
+// TestUntimedChangeStaysHeldOnRedelivery: the first delivery of an untimed
+// revision change stops after recording it (a crash, a timeout); the
+// redelivery finds the revision already recorded and must still hold it for
+// review, not send it.
+func TestUntimedChangeStaysHeldOnRedelivery(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	first := revisionEvent("u-1", time.Time{}, false)
+	first.ReceivedAt = now
+	mustHandle(t, h, first)
+	second := revisionEvent("u-2", time.Time{}, false)
+	second.ReceivedAt = now.Add(time.Minute)
+	if _, err := h.svc.advance(ctx, second, recipientsFromEvent(second.Holders), h.svc.log); err != nil {
+		t.Fatal(err)
+	}
+	mustHandle(t, h, second)
+	if n := len(h.sends()); n != 1 {
+		t.Fatalf("%d sends: the untimed change went out on its redelivery", n)
+	}
+	pending, _ := h.svc.ListHolds(ctx, HoldQuery{})
+	if len(pending) != 1 || pending[0].Revision != "u-2" || !slices.Contains(pending[0].Reasons, ReasonUntimedRevision) {
+		t.Fatalf("pending holds = %+v", pending)
+	}
+}

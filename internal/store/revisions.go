@@ -38,6 +38,9 @@ type RevisionMark struct {
 	Weak bool
 	// SendID is a send record made for this revision (the first recipient's).
 	SendID string
+	// UntimedChange: this revision replaced another on the word of an event
+	// without a time (only its arrival said it was newer).
+	UntimedChange bool
 }
 
 func revisionKey(k RevisionKey) map[string]types.AttributeValue {
@@ -53,13 +56,30 @@ func revisionKey(k RevisionKey) map[string]types.AttributeValue {
 const revisionNewer = "attribute_not_exists(PK) OR #at < :at OR (#at = :at AND #rev < :rev)"
 
 // AdvanceRevision records m as the newest revision of its certificate, unless
-// the stored mark is newer. current says whether m's revision
-// is the newest now (it was recorded, or it is the stored one: a redelivery);
-// prev is the mark as it was before (zero when there was none).
+// the stored mark is newer. current says whether m's revision is the newest
+// now (it was recorded, or it is the stored one: a redelivery); prev is the
+// mark as it was before (zero when there was none). When an untimed m changes
+// the revision, the mark remembers it (UntimedChange) for every later
+// handling of that revision.
 func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev RevisionMark, current bool, err error) {
 	if m.Certificate == "" || m.Revision == "" {
 		return RevisionMark{}, false, errors.New("advance revision: certificate and revision are required")
 	}
+	if !m.Weak {
+		return s.advance(ctx, m, revisionNewer, false)
+	}
+	// Untimed: a first mark is no change; replacing another revision is one,
+	// recorded with the write (two conditions, so no read decides it).
+	prev, current, err = s.advance(ctx, m, "attribute_not_exists(PK)", false)
+	if err != nil || current || prev.Revision == "" {
+		return prev, current, err
+	}
+	return s.advance(ctx, m, "#rev <> :rev AND ("+revisionNewer+")", true)
+}
+
+// advance writes m under cond; untimedChange marks the write as a revision
+// change known only from arrival order.
+func (s *Store) advance(ctx context.Context, m RevisionMark, cond string, untimedChange bool) (RevisionMark, bool, error) {
 	names := map[string]string{"#rev": "revision", "#at": "eventAt", "#send": "sendId", "#upd": "updatedAt", "#weak": "weak"}
 	values := map[string]types.AttributeValue{
 		":rev":  &types.AttributeValueMemberS{Value: m.Revision},
@@ -68,11 +88,16 @@ func (s *Store) AdvanceRevision(ctx context.Context, m RevisionMark) (prev Revis
 		":upd":  &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)},
 		":weak": &types.AttributeValueMemberBOOL{Value: m.Weak},
 	}
+	update := "SET #rev = :rev, #at = :at, #send = :send, #upd = :upd, #weak = :weak"
+	if untimedChange {
+		names["#uf"] = "untimedFor"
+		update += ", #uf = :rev"
+	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 revisionKey(m.RevisionKey),
-		UpdateExpression:                    aws.String("SET #rev = :rev, #at = :at, #send = :send, #upd = :upd, #weak = :weak"),
-		ConditionExpression:                 aws.String(revisionNewer),
+		UpdateExpression:                    aws.String(update),
+		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllOld,
@@ -115,6 +140,7 @@ func markFrom(k RevisionKey, item map[string]types.AttributeValue) RevisionMark 
 	if b, ok := item["weak"].(*types.AttributeValueMemberBOOL); ok {
 		m.Weak = b.Value
 	}
+	m.UntimedChange = m.Revision != "" && attrS(item, "untimedFor") == m.Revision
 	if n, ok := item["eventAt"].(*types.AttributeValueMemberN); ok {
 		if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
 			m.EventAt = time.UnixMilli(ms).UTC()

@@ -75,9 +75,27 @@ func TestAdvanceRevision(t *testing.T) {
 	if prev, cur, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k2, Revision: "w2", EventAt: t0.Add(2 * time.Hour), SendID: "snd_w2"}); err != nil || !cur || prev.Revision != "w1" {
 		t.Fatalf("timed after the weak arrival: %+v %v %v", prev, cur, err)
 	}
+	if w, err := st.GetRevision(ctx, k2); err != nil || w.UntimedChange {
+		t.Fatalf("a timed change or a first untimed mark is no untimed change: %+v %v", w, err)
+	}
 	w3 := store.RevisionMark{RevisionKey: k2, Revision: "w3", EventAt: t0.Add(3 * time.Hour), Weak: true, SendID: "snd_w3"}
-	if prev, cur, err := st.AdvanceRevision(ctx, w3); err != nil || !cur || prev.Revision != "w2" {
+	if prev, cur, err := st.AdvanceRevision(ctx, w3); err != nil || !cur || prev.Revision != "w2" || prev.UntimedChange {
 		t.Fatalf("weak arriving later: %+v %v %v", prev, cur, err)
+	}
+	// The untimed change is remembered for every later handling of w3: a
+	// redelivery, or a timed event of the same revision.
+	if prev, cur, err := st.AdvanceRevision(ctx, w3); err != nil || !cur || !prev.UntimedChange {
+		t.Fatalf("redelivery of the untimed change: %+v %v %v", prev, cur, err)
+	}
+	if prev, cur, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k2, Revision: "w3", EventAt: t0.Add(4 * time.Hour), SendID: "snd_w3"}); err != nil || !cur || !prev.UntimedChange {
+		t.Fatalf("timed event of the untimed revision: %+v %v %v", prev, cur, err)
+	}
+	// A timed change to another revision clears it.
+	if _, cur, err := st.AdvanceRevision(ctx, store.RevisionMark{RevisionKey: k2, Revision: "w4", EventAt: t0.Add(5 * time.Hour), SendID: "snd_w4"}); err != nil || !cur {
+		t.Fatalf("timed change: %v %v", cur, err)
+	}
+	if w, err := st.GetRevision(ctx, k2); err != nil || w.UntimedChange || w.Revision != "w4" {
+		t.Fatalf("after a timed change: %+v %v", w, err)
 	}
 }
 
